@@ -1,0 +1,15 @@
+"""Train the regression: `python scripts/train.py lr=0.01 iters=500`, or a sweep with `-m`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from linreg.cli import main
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def train(cfg: DictConfig) -> float:
+    return main(cfg)
+
+
+if __name__ == "__main__":
+    train()

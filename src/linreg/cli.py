@@ -1,0 +1,95 @@
+"""What `python scripts/train.py ...` does around a run: errors as one line, the summary, the objective.
+
+The config is checked before `linreg.train` is imported: a mistyped value fails in about a second instead
+of after Lightning's import (several seconds here).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from linreg.config import validate
+from linreg.errors import InvalidInput
+from linreg.results import write_results
+
+log = logging.getLogger(__name__)
+
+
+def main(cfg: DictConfig) -> float:
+    """One run in Hydra's folder; returns the objective to a sweeper.
+
+    Bad input in a single run prints one line and exits with status 2. In a multirun the job records
+    status "failed" and the sweep goes on; the summary lists it and the sweep exits non-zero at the end.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        validate(cfg)
+        if multirun and "ddp" in str(cfg.trainer.get("strategy", "")):
+            raise InvalidInput(
+                "trainer=ddp: DDP cannot run inside a multirun (its workers re-run the command line, "
+                "Lightning #11300); start each DDP run as its own single run"
+            )
+        from linreg.train import is_global_zero, split_overrides, train  # after validation: see module doc
+
+        record = train(cfg, run_dir, overrides)
+    except InvalidInput as error:
+        if not multirun:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        log.error("job %s failed: %s", hydra_cfg.job.override_dirname, error)
+        write_results(
+            run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)}
+        )
+        return math.inf
+    if is_global_zero():
+        print("\n".join(summary_lines(record, run_dir)))
+    return objective(record, cfg.objective)
+
+
+def objective(record: dict[str, Any], name: str) -> float:
+    """The number a sweeper minimises: +inf for a run that diverged or failed, so a search moves on."""
+    value = record.get(name)
+    return float(value) if record.get("status") == "ok" and value is not None else math.inf
+
+
+def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
+    """What the terminal shows at the end: the notebook's f(5) lines, the learned parameters, the loss."""
+    x = record["test_inputs"][0]
+    label = f"{x[0]:g}" if len(x) == 1 else "[" + ", ".join(f"{v:g}" for v in x) + "]"
+    lines = [
+        f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
+        f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
+        f"w = {_fmt(record['weight'])}, b = {_fmt(record['bias'])}",
+    ]
+    if record["status"] == "diverged":
+        lines.append(
+            f"diverged at step {record['diverged_at_step']}: the loss became {record['train_loss']}; "
+            f"try a smaller lr than {record['lr']}"
+        )
+    else:
+        val_r2 = "n/a" if record["val_r2"] is None else f"{record['val_r2']:.4f}"
+        lines.append(
+            f"final train loss {record['train_loss']:.8f}, val mse {record['val_mse']:.8f}, val r2 {val_r2} "
+            f"after {record['steps']} steps ({record['wall_s']:.2f} s)"
+        )
+    lines.append(f"run folder: {run_dir}")
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 1:  # one output, one feature: print a number
+        return _fmt(value[0])
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(item) for item in value) + "]"
+    return "nan" if value is None else f"{value:.3f}"

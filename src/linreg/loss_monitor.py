@@ -1,0 +1,37 @@
+"""Watches the training loss: draws its curve in the logger, keeps the last value, stops a diverging run.
+
+The loss goes straight to the logger every `trainer.log_every_n_steps` steps instead of through
+`self.log`, whose bookkeeping costs about 0.3 ms per call even on steps where nothing is written; on the
+notebook's four points that is more than the optimizer step itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+from torch import Tensor
+
+
+class LossMonitor(L.Callback):
+    """After each optimizer step: remember the loss, log it at the interval, and stop at NaN or infinity.
+
+    A diverging run is a result, not a crash: `diverged_at_step` records the step whose loss was not
+    finite and training ends there.
+    """
+
+    def __init__(self) -> None:
+        self.last_loss: float | None = None
+        self.diverged_at_step: int | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict[str, Tensor], batch, batch_idx
+    ) -> None:
+        loss = outputs["loss"].item()
+        self.last_loss = loss
+        step = trainer.global_step
+        if not math.isfinite(loss):
+            self.diverged_at_step = step
+            trainer.should_stop = True
+        if trainer.logger is not None and (step % trainer.log_every_n_steps == 0 or step == 1):
+            trainer.logger.log_metrics({"train/loss": loss}, step=step)

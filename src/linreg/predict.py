@@ -1,0 +1,61 @@
+"""Predictions from a trained run: `python scripts/predict.py <run folder or .ckpt> 5 6`.
+
+Each input is one sample: a number, or comma-separated numbers for a model with several features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from linreg.errors import InvalidInput
+from linreg.model import load_model
+from linreg.train import CHECKPOINT
+
+
+def checkpoint_path(target: str | Path) -> Path:
+    """A run folder stands for its last checkpoint; anything else is taken as the checkpoint file itself."""
+    target = Path(target)
+    return target / CHECKPOINT if target.is_dir() else target
+
+
+def parse_inputs(texts: Sequence[str], n_features: int) -> torch.Tensor:
+    """The samples as an (N, n_features) tensor, refusing non-numbers and the wrong number of features."""
+    rows = []
+    for text in texts:
+        try:
+            row = [float(value) for value in text.split(",")]
+        except ValueError:
+            raise InvalidInput(f"x: '{text}' is not a number or a comma-separated list of numbers") from None
+        if not all(math.isfinite(value) for value in row):
+            raise InvalidInput(f"x: '{text}' is not finite; expected finite numbers")
+        if len(row) != n_features:
+            raise InvalidInput(
+                f"x: '{text}' has {len(row)} value(s); the model expects {n_features} feature(s) per sample"
+            )
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a run folder (uses its checkpoints/last.ckpt) or a .ckpt file")
+    parser.add_argument("x", nargs="+", help="one sample each: a number, or numbers separated by commas")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(checkpoint_path(args.checkpoint))
+        x = parse_inputs(args.x, model.hparams.in_features)
+    except InvalidInput as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with torch.no_grad():
+        y = model(x)
+    for text, prediction in zip(args.x, y.tolist(), strict=True):
+        values = ", ".join(f"{value:.3f}" for value in prediction)
+        print(f"f({text}) = {values}")
+    return 0

@@ -1,0 +1,53 @@
+"""`results.json`: the machine-readable record of one run, read by the sweep summary and by people.
+
+Files are written to a temporary name and renamed into place, so a reader (or a crash) never sees half a
+file. Non-finite floats become null: JSON has no NaN, and `status` already says the run diverged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename: readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared cluster
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_safe(value: Any) -> Any:
+    """The value with every NaN or infinity replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
+    path = run_dir / RESULTS_FILE
+    write_atomically(path, json.dumps(json_safe(results), indent=2) + "\n")
+    return path
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / RESULTS_FILE).read_text())

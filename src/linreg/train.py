@@ -1,0 +1,159 @@
+"""One training run: build the DataModule, the model and a Trainer from the config, fit, and record.
+
+Everything a run writes goes into its own folder (Hydra's run or job folder, never the working
+directory): TensorBoard events, `checkpoints/last.ckpt` and `results.json`; Hydra adds the composed config
+under `.hydra/`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from linreg.config import validate
+from linreg.data import RegressionDataModule
+from linreg.loss_monitor import LossMonitor
+from linreg.model import LinearRegression
+from linreg.progress import StepProgressBar
+from linreg.results import write_results
+
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Fit the model the config describes, write `results.json` into `run_dir` and return its content.
+
+    `overrides` are the command line's `key=value` strings: each becomes a column of the HPARAMS tab and
+    of a sweep's summary. A run whose loss becomes NaN or infinite ends with status "diverged".
+    """
+    validate(cfg)
+    run_dir = Path(run_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    datamodule: RegressionDataModule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("fit")
+
+    L.seed_everything(cfg.seed, verbose=False)
+    model = LinearRegression(
+        in_features=datamodule.n_features,
+        out_features=datamodule.n_targets,
+        lr=cfg.lr,
+        momentum=cfg.model.momentum,
+        weight_decay=cfg.model.weight_decay,
+    )
+    test_x = datamodule.splits.test.x[:MAX_PREDICTIONS]
+    before = _predict(model, test_x)
+    record: dict[str, Any] = {
+        "status": "running",
+        "lr": cfg.lr,
+        "iters": cfg.iters,
+        "seed": cfg.seed,
+        "data": datamodule.name,
+        "batch_size": datamodule.effective_batch_size(),
+        "overrides": split_overrides(overrides),
+    }
+    if is_global_zero():
+        write_results(run_dir, record)
+
+    monitor = LossMonitor()
+    trainer_cfg = OmegaConf.to_container(cfg.trainer)
+    show_progress = trainer_cfg.pop("enable_progress_bar", True)
+    trainer: L.Trainer = instantiate(
+        trainer_cfg,
+        max_steps=cfg.iters,
+        max_epochs=-1,
+        default_root_dir=str(run_dir),
+        logger=instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False,
+        callbacks=[monitor, *([StepProgressBar()] if show_progress else [])],
+        enable_progress_bar=False,
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Data lives in memory: worker processes would only add start-up time.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        # The loss curve is logged by LossMonitor, not through self.log's log_every_n_steps.
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+        trainer.fit(model, datamodule=datamodule)
+        diverged = monitor.diverged_at_step is not None
+        val = {} if diverged else trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+    trainer.save_checkpoint(run_dir / CHECKPOINT)
+    wall_s = time.perf_counter() - started
+
+    record.update(
+        status="diverged" if diverged else "ok",
+        steps=trainer.global_step,
+        diverged_at_step=monitor.diverged_at_step,
+        train_loss=monitor.last_loss,
+        val_mse=val.get("val/mse"),
+        val_mae=val.get("val/mae"),
+        val_r2=val.get("val/r2"),
+        weight=model.linear.weight.detach().tolist(),
+        bias=model.linear.bias.detach().tolist(),
+        test_inputs=test_x.tolist(),
+        predictions_before=before,
+        predictions=_predict(model, test_x),
+        checkpoint=str(CHECKPOINT),
+        wall_s=round(wall_s, 4),
+    )
+    if trainer.logger is not None:
+        trainer.logger.log_hyperparams(_flat_hparams(record, cfg), metrics=_final_metrics(record))
+        trainer.logger.finalize("success")
+    if trainer.is_global_zero:
+        write_results(run_dir, record)
+    return record
+
+
+def is_global_zero() -> bool:
+    """True in the process that writes files and prints (the only one, unless under DDP)."""
+    return rank_zero_only.rank == 0
+
+
+def split_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    return dict(override.split("=", 1) for override in overrides if "=" in override)
+
+
+def _predict(model: LinearRegression, x: torch.Tensor) -> list[list[float]]:
+    with torch.no_grad():
+        return model(x).tolist()
+
+
+def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """Flat primitives for the HPARAMS tab: the same keys in every run, never None, no `_target_`."""
+    hparams = {
+        "lr": record["lr"],
+        "iters": record["iters"],
+        "seed": record["seed"],
+        "batch_size": record["batch_size"],
+        "data": record["data"],
+        "momentum": cfg.model.momentum,
+        "weight_decay": cfg.model.weight_decay,
+    }
+    for key in record["overrides"]:
+        value = OmegaConf.select(cfg, key, default=None)
+        if key not in hparams and isinstance(value, int | float | str | bool):
+            hparams[key] = value
+    return hparams
+
+
+def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
+    def number(value: float | None) -> float:
+        return math.nan if value is None else float(value)
+
+    return {
+        "hp/train_loss": number(record["train_loss"]),
+        "hp/val_mse": number(record["val_mse"]),
+        "hp/val_mae": number(record["val_mae"]),
+        "hp/val_r2": number(record["val_r2"]),
+    }
