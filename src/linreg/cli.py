@@ -48,9 +48,7 @@ def main(cfg: DictConfig) -> float:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         log.error("job %s failed: %s", hydra_cfg.job.override_dirname, error)
-        write_results(
-            run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)}
-        )
+        write_results(run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)})
         return math.inf
     if is_global_zero():
         print("\n".join(summary_lines(record, run_dir)))

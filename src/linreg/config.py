@@ -48,6 +48,4 @@ def validate(cfg: DictConfig) -> None:
     require_count("trainer.log_every_n_steps", cfg.trainer.log_every_n_steps, minimum=1)
     require_count("trainer.val_check_interval", cfg.trainer.val_check_interval, minimum=1)
     if cfg.objective not in OBJECTIVES:
-        raise InvalidInput(
-            f"objective: {cfg.objective!r} is not allowed; expected one of {', '.join(OBJECTIVES)}"
-        )
+        raise InvalidInput(f"objective: {cfg.objective!r} is not allowed; expected one of {', '.join(OBJECTIVES)}")

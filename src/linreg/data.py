@@ -165,9 +165,7 @@ class SeedData(RegressionDataModule):
 
     def load(self) -> Splits:
         train = Split(torch.tensor(SEED_X), torch.tensor(SEED_Y))
-        return Splits(
-            train=train, val=train, test=Split(torch.tensor(SEED_TEST_X), torch.tensor(SEED_TEST_Y))
-        )
+        return Splits(train=train, val=train, test=Split(torch.tensor(SEED_TEST_X), torch.tensor(SEED_TEST_Y)))
 
 
 class SyntheticData(RegressionDataModule):
@@ -212,9 +210,7 @@ class SyntheticData(RegressionDataModule):
         y = x @ torch.tensor(self.weight).unsqueeze(1) + self.bias
         if self.noise:
             y += self.noise * torch.randn(self.n_samples, 1, generator=generator)
-        return split_randomly(
-            x, y, self.val_fraction, self.test_fraction, self.data_seed, what="data.n_samples"
-        )
+        return split_randomly(x, y, self.val_fraction, self.test_fraction, self.data_seed, what="data.n_samples")
 
 
 class CsvData(RegressionDataModule):
@@ -248,9 +244,7 @@ class CsvData(RegressionDataModule):
         features = self.features if self.features is not None else [c for c in header if c != target]
         for key, column in [("data.target", target), *(("data.features", c) for c in features)]:
             if column not in header:
-                raise InvalidInput(
-                    f"{key}: no column '{column}' in {self.path}; its columns are {', '.join(header)}"
-                )
+                raise InvalidInput(f"{key}: no column '{column}' in {self.path}; its columns are {', '.join(header)}")
         if not features:
             raise InvalidInput(f"data.features: no input columns left in {self.path} besides '{target}'")
         x = torch.from_numpy(table[:, [header.index(c) for c in features]]).float()
@@ -277,8 +271,7 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
             line = reader.line_num
             if len(row) != len(header):
                 raise InvalidInput(
-                    f"data.path: '{path}' line {line} has {len(row)} cells, expected {len(header)} "
-                    f"like the header"
+                    f"data.path: '{path}' line {line} has {len(row)} cells, expected {len(header)} like the header"
                 )
             try:
                 values = [float(cell) for cell in row]
@@ -299,9 +292,7 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
     return header, np.asarray(rows, dtype=np.float64)
 
 
-def split_randomly(
-    x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str
-) -> Splits:
+def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str) -> Splits:
     """A seeded random train/val/test split; each part gets at least one row (validation two, for R2)."""
     for key, fraction in [("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)]:
         require_number(key, fraction, minimum=0.0)

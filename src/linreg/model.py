@@ -92,23 +92,15 @@ def load_model(path: str | Path) -> LinearRegression:
     code, a truncated file or a checkpoint of another shape is refused with one clear line."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(
-            f"checkpoint: no such file '{path}'; expected a .ckpt file written by a training run"
-        )
+        raise InvalidInput(f"checkpoint: no such file '{path}'; expected a .ckpt file written by a training run")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "weights_only" in str(error) or "Unsupported global" in str(error):
             reason = "it holds objects that would run code when loaded, refused by weights_only=True"
         raise InvalidInput(f"checkpoint: cannot load '{path}': {reason}") from None
-    if (
-        not isinstance(checkpoint, dict)
-        or "state_dict" not in checkpoint
-        or "hyper_parameters" not in checkpoint
-    ):
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise InvalidInput(f"checkpoint: '{path}' is not a checkpoint of this project's LinearRegression")
     hparams = checkpoint["hyper_parameters"]
     try:

@@ -142,7 +142,7 @@ def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     }
     for key in record["overrides"]:
         value = OmegaConf.select(cfg, key, default=None)
-        if key not in hparams and isinstance(value, int | float | str | bool):
+        if key not in hparams and isinstance(value, int | float | str) and not isinstance(value, bool):
             hparams[key] = value
     return hparams
 

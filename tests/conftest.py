@@ -1,0 +1,125 @@
+"""Shared helpers: run the project's commands as a user would (subprocesses) and compose configs in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+
+
+def run_command(args: list[str], cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run `python <args>` (script paths relative to the repo) in `cwd`, as the README shows it."""
+    args = [str(REPO / a) if a.startswith("scripts/") else a for a in args]
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+    )
+
+
+def train_command(cwd: Path, *overrides: str, run_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """`python scripts/train.py <overrides>`; with `run_dir`, Hydra's run folder is put there."""
+    extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
+    return run_command(["scripts/train.py", *overrides, *extra], cwd=cwd)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `scripts/train.py` would run with these overrides (no Hydra run folder)."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def snapshot(folder: Path) -> dict[str, float]:
+    """Every file under `folder` with its modification time, to prove a failed command touched nothing."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python scripts/train.py lr=0.1`, run once for the tests that read what it wrote."""
+    cwd = tmp_path_factory.mktemp("seed_run")
+    result = train_command(cwd, "lr=0.1")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (cwd / "outputs" / "runs").glob("*/*")
+    return result, run_dir
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: Path) -> Iterator[Callable[..., Any]]:
+    """A real `tensorboard` server on 127.0.0.1 for `logdir`; yields `api(path, body=None)` for its JSON."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    process = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def api(path: str, body: dict | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                api("/data/runs")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tensorboard did not start: {process.stderr.read()}") from None
+                time.sleep(0.5)
+        yield api
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def hparams_sessions(api: Callable[..., Any]) -> dict[str, dict[str, Any]]:
+    """Each run's hyperparameters and final metrics, as the HPARAMS tab reads them."""
+    groups = api(
+        "/data/plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 1000,
+        },
+    )["sessionGroups"]
+    return {
+        group["name"]: {
+            "hparams": group["hparams"],
+            "metrics": {m["name"]["tag"]: m.get("value") for m in group["metricValues"]},
+        }
+        for group in groups
+    }

@@ -1,0 +1,101 @@
+"""`python scripts/train.py ...` and `python scripts/predict.py ...`, run as subprocesses into temporary folders."""
+
+import pytest
+import torch
+from conftest import read_json, run_command, snapshot, train_command
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+RESULT_KEYS = {
+    "status", "lr", "iters", "steps", "seed", "train_loss", "val_mse", "val_mae", "val_r2",
+    "weight", "bias", "predictions", "wall_s",
+}  # fmt: skip
+
+
+def test_seed_run_learns_f_of_x_equals_2x(seed_run):
+    result, run_dir = seed_run
+    record = read_json(run_dir / "results.json")
+    assert record.keys() >= RESULT_KEYS
+    assert record["status"] == "ok"
+    assert (record["lr"], record["iters"], record["steps"], record["seed"]) == (0.1, 1000, 1000, 42)
+    assert record["weight"][0][0] == pytest.approx(2.0, abs=1e-3)
+    assert record["bias"][0] == pytest.approx(0.0, abs=1e-3)
+    assert f"{record['predictions'][0][0]:.3f}" == "10.000"
+    assert "Prediction after training: f(5) = 10.000" in result.stdout
+    assert "Prediction before training: f(5) = " in result.stdout
+    assert f"run folder: {run_dir}" in result.stdout
+
+
+def test_run_folder_holds_events_checkpoint_and_config(seed_run):
+    _, run_dir = seed_run
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 1000
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    loss = events.Scalars("train/loss")
+    assert loss[0].step == 1 and loss[-1].step == 1000
+    assert loss[-1].value < loss[0].value
+    assert {"val/mse", "val/mae", "val/r2", "hp/val_mse"} <= set(events.Tags()["scalars"])
+
+
+def test_run_writes_nothing_outside_its_folder(seed_run):
+    _, run_dir = seed_run
+    cwd = run_dir.parents[3]
+    assert sorted(p.name for p in cwd.iterdir()) == ["outputs"]
+    assert [p.relative_to(cwd).parts[:2] for p in (cwd / "outputs").iterdir()] == [("outputs", "runs")]
+
+
+def test_predict_from_the_run_folder_and_the_checkpoint(seed_run, tmp_path):
+    _, run_dir = seed_run
+    for target in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
+        result = run_command(["scripts/predict.py", str(target), "5", "0.5"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == ["f(5) = 10.000", "f(0.5) = 1.000"]
+
+
+def test_default_lr_0_01_from_another_working_directory(tmp_path):
+    result = train_command(tmp_path, "lr=0.01", "iters=500")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    record = read_json(run_dir / "results.json")
+    assert (record["lr"], record["steps"]) == (0.01, 500)
+    assert abs(record["weight"][0][0] - 2) < 0.2  # on its way from the random start
+    assert "final train loss" in result.stdout
+
+
+def _csv(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = [
+    (["lr=abc"], "lr: 'abc' is not a number"),
+    (["lr=-1"], "lr: -1 is not allowed; expected a number > 0"),
+    (["iters=0"], "iters: 0 is not allowed; expected a whole number >= 1"),
+    (["data=csv", "data.path={tmp}/missing.csv"], "data.path: no such file"),
+    (["data=csv", "data.path={csv_text}"], "column 'y': 'abc' is not a number"),
+    (["data=csv", "data.path={csv_empty}"], "is empty; expected a header row"),
+    (["data=csv", "data.path={csv_ok}", "data.target=price"], "data.target: no column 'price'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS)
+def test_bad_input_is_one_clear_line(tmp_path, overrides, message):
+    files = {
+        "tmp": tmp_path,
+        "csv_text": _csv(tmp_path, "text.csv", "x,y\n1,2\n2,abc\n3,6\n4,8\n5,10\n"),
+        "csv_empty": _csv(tmp_path, "empty.csv", ""),
+        "csv_ok": _csv(tmp_path, "ok.csv", "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n"),
+    }
+    before = snapshot(tmp_path)
+    result = train_command(tmp_path, *(o.format(**files) for o in overrides))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    after = snapshot(tmp_path)
+    new = {name for name in after if name not in before}
+    assert all(name.startswith("outputs/runs/") for name in new)
+    assert not any(name.endswith(("results.json", ".ckpt")) or "tfevents" in name for name in new)
+    assert {name: after[name] for name in before} == before  # the CSV files are untouched
