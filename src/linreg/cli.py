@@ -6,7 +6,6 @@ of after Lightning's import (several seconds here).
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 from pathlib import Path
@@ -18,9 +17,7 @@ from omegaconf import DictConfig
 
 from linreg.config import validate
 from linreg.errors import InvalidInput
-from linreg.results import write_results
-
-log = logging.getLogger(__name__)
+from linreg.results import split_overrides, write_results
 
 
 def main(cfg: DictConfig) -> float:
@@ -40,14 +37,14 @@ def main(cfg: DictConfig) -> float:
                 "trainer=ddp: DDP cannot run inside a multirun (its workers re-run the command line, "
                 "Lightning #11300); start each DDP run as its own single run"
             )
-        from linreg.train import is_global_zero, split_overrides, train  # after validation: see module doc
+        from linreg.train import is_global_zero, train  # after validation: see module doc
 
         record = train(cfg, run_dir, overrides)
     except InvalidInput as error:
         if not multirun:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        log.error("job %s failed: %s", hydra_cfg.job.override_dirname, error)
+        print(f"error: job {hydra_cfg.job.override_dirname}: {error}", file=sys.stderr)
         write_results(run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)})
         return math.inf
     if is_global_zero():

@@ -27,7 +27,9 @@ class LossMonitor(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict[str, Tensor], batch, batch_idx
     ) -> None:
-        loss = outputs["loss"].item()
+        # Under DDP: the mean over ranks, which is NaN or inf on every rank as soon as it is on one, so all
+        # ranks stop at the same step. On one device `reduce` returns the loss as it is.
+        loss = trainer.strategy.reduce(outputs["loss"].detach(), reduce_op="mean").item()
         self.last_loss = loss
         step = trainer.global_step
         if not math.isfinite(loss):

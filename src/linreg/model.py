@@ -83,7 +83,8 @@ class LinearRegression(L.LightningModule):
 
     def _log_r2(self, r2: R2Score, name: str) -> None:
         if int(r2.total) >= 2:
-            self.log(name, r2.compute())
+            # compute() already gathers all ranks; sync_dist only averages identical values (and stops a warning)
+            self.log(name, r2.compute(), sync_dist=True)
         r2.reset()
 
 

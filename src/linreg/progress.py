@@ -22,12 +22,14 @@ class StepProgressBar(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
+            # disable=None: no bar when stderr is not a terminal (CI logs, SLURM files, parallel jobs)
             self.bar = tqdm(
                 total=trainer.max_steps,
                 initial=trainer.global_step,
                 desc="train",
                 unit="step",
                 file=sys.stderr,
+                disable=None,
             )
 
     def on_train_batch_end(

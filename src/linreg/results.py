@@ -10,20 +10,21 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 RESULTS_FILE = "results.json"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename: readers see the old file or the new one, never a mix."""
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Replace `path` with `content` in one rename: readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared cluster
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(content.encode() if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -51,3 +52,8 @@ def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
 
 def read_results(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / RESULTS_FILE).read_text())
+
+
+def split_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """Hydra's `key=value` override strings as a dict: the columns of a sweep's summary."""
+    return dict(override.split("=", 1) for override in overrides if "=" in override)

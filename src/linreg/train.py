@@ -7,6 +7,7 @@ under `.hydra/`.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -25,7 +26,7 @@ from linreg.data import RegressionDataModule
 from linreg.loss_monitor import LossMonitor
 from linreg.model import LinearRegression
 from linreg.progress import StepProgressBar
-from linreg.results import write_results
+from linreg.results import split_overrides, write_results
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -38,6 +39,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     of a sweep's summary. A run whose loss becomes NaN or infinite ends with status "diverged".
     """
     validate(cfg)
+    # Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     run_dir = Path(run_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -88,7 +92,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         trainer.fit(model, datamodule=datamodule)
         diverged = monitor.diverged_at_step is not None
         val = {} if diverged else trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-    trainer.save_checkpoint(run_dir / CHECKPOINT)
+    trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state, to resume
     wall_s = time.perf_counter() - started
 
     record.update(
@@ -118,10 +122,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
 def is_global_zero() -> bool:
     """True in the process that writes files and prints (the only one, unless under DDP)."""
     return rank_zero_only.rank == 0
-
-
-def split_overrides(overrides: Sequence[str]) -> dict[str, str]:
-    return dict(override.split("=", 1) for override in overrides if "=" in override)
 
 
 def _predict(model: LinearRegression, x: torch.Tensor) -> list[list[float]]:

@@ -1,0 +1,172 @@
+"""A multirun's results side by side: `summary.csv`, `summary.md` (best job first) and `summary.png`.
+
+`SweepSummary` is a Hydra callback (configured in `conf/train.yaml`): after each job it rewrites the
+tables, so an interrupted sweep still has one; when the sweep ends it adds the plot, prints the table and
+exits non-zero if a job failed. `python scripts/summarize.py <sweep folder>` rebuilds all three.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from linreg.results import RESULTS_FILE, write_atomically
+
+log = logging.getLogger(__name__)
+
+METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
+# Not hyperparameters: which search ran, not what it tried.
+HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
+STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2, "running": 3, "missing": 4}
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder (a folder holding Hydra's `.hydra/`), read from its `results.json`.
+
+    A job killed before writing its results shows as "running" (it wrote that when it started) or
+    "missing" (it never got that far).
+    """
+    rows = []
+    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
+        job_dir = hydra_dir.parent
+        if job_dir == sweep_dir:
+            continue
+        try:
+            record = json.loads((job_dir / RESULTS_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            record = {"status": "missing"}
+        rows.append({"job": str(job_dir.relative_to(sweep_dir)), **record})
+    return rows
+
+
+def rank(rows: list[dict[str, Any]], objective: str = "val_mse") -> list[dict[str, Any]]:
+    """Best job first: finished jobs by the objective, then diverged, failed and unfinished ones."""
+
+    def key(row: dict[str, Any]) -> tuple[int, float, str]:
+        value = row.get(objective)
+        finite = isinstance(value, int | float) and math.isfinite(value)
+        return STATUS_ORDER.get(row.get("status"), 5), value if finite else math.inf, row["job"]
+
+    return sorted(rows, key=key)
+
+
+def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The header and the cells: the jobs' overrides, status, final metrics, learned w and b, steps, time."""
+    override_keys = sorted({k for row in rows for k in row.get("overrides", {})} - HIDDEN_OVERRIDES)
+    header = ["job", *override_keys, "status", *METRICS, "w", "b", "steps", "wall_s"]
+    cells = []
+    for row in rows:
+        overrides = row.get("overrides", {})
+        cells.append(
+            [
+                row["job"],
+                *(str(overrides.get(k, "")) for k in override_keys),
+                row.get("status", "missing"),
+                *(_number(row.get(m)) for m in METRICS),
+                _parameters(row.get("weight")),
+                _parameters(row.get("bias")),
+                str(row.get("steps", "")),
+                _number(row.get("wall_s"), digits=2),
+            ]
+        )
+    return header, cells
+
+
+def markdown(header: list[str], cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
+    """Write `summary.csv` and `summary.md`; return the markdown table."""
+    header, cells = table(rank(collect(sweep_dir), objective))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *cells])
+    write_atomically(sweep_dir / "summary.csv", buffer.getvalue())
+    text = markdown(header, cells)
+    write_atomically(sweep_dir / "summary.md", text)
+    return text
+
+
+def write_plot(sweep_dir: Path) -> Path:
+    """`summary.png`: final training loss against lr on log axes, one line per iters, diverged jobs as x."""
+    from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
+
+    rows = [row for row in collect(sweep_dir) if row.get("status") in ("ok", "diverged")]
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    finite = [r["train_loss"] for r in rows if r["status"] == "ok" and r.get("train_loss")]
+    floor = min(finite, default=1.0) / 10 if finite else 1e-12
+    ceiling = max(finite, default=1.0) * 10
+    for iters in sorted({row["iters"] for row in rows}):
+        group = sorted((r for r in rows if r["iters"] == iters), key=lambda r: r["lr"])
+        done = [r for r in group if r["status"] == "ok"]
+        (line,) = axes.plot(
+            [r["lr"] for r in done], [max(r["train_loss"] or 0.0, floor) for r in done], "o-", label=f"iters={iters}"
+        )
+        diverged = [r["lr"] for r in group if r["status"] == "diverged"]
+        if diverged:
+            axes.plot(diverged, [ceiling] * len(diverged), "x", color=line.get_color(), markersize=10, mew=2)
+    if any(r["status"] == "diverged" for r in rows):
+        axes.plot([], [], "kx", label="diverged")
+    axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss", title=sweep_dir.name)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    path = sweep_dir / "summary.png"
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def summarize(sweep_dir: Path, objective: str = "val_mse") -> tuple[str, list[dict[str, Any]]]:
+    """All three files; returns the markdown table and the ranked rows."""
+    text = write_tables(sweep_dir, objective)
+    write_plot(sweep_dir)
+    return text, rank(collect(sweep_dir), objective)
+
+
+class SweepSummary(Callback):
+    """Keeps a multirun's summary up to date, job by job, and reports it when the sweep ends."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode.name == "MULTIRUN":
+            write_tables(Path(config.hydra.sweep.dir), config.objective)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        text, rows = summarize(sweep_dir, config.objective)
+        print(f"\nsweep summary (best {config.objective} first), in {sweep_dir}/summary.md:\n{text}")
+        failed = [row["job"] for row in rows if row.get("status") not in ("ok", "diverged")]
+        if failed:
+            print(f"error: {len(failed)} of {len(rows)} jobs did not finish: {', '.join(failed)}", file=sys.stderr)
+            sys.exit(1)
+
+
+def _number(value: Any, digits: int = 8) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _parameters(value: Any) -> str:
+    """A single learned number as a number; several as a compact list."""
+    if value is None:
+        return ""
+    flat = value
+    while isinstance(flat, list) and len(flat) == 1:
+        flat = flat[0]
+    return f"{flat:.6g}" if isinstance(flat, float) else json.dumps(value)

@@ -1,0 +1,205 @@
+"""Multiruns as a user starts them: grids, divergence, Optuna, joblib, submitit, the summary, TensorBoard."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, hparams_sessions, read_json, run_command, tensorboard_server, train_command
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+pytestmark = pytest.mark.slow
+
+
+def sweep(tmp_path, *overrides):
+    """`python scripts/train.py -m <overrides>` in `tmp_path`; returns the result and the sweep folder."""
+    result = train_command(tmp_path, "-m", *overrides)
+    folders = sorted((tmp_path / "outputs" / "multirun").glob("*/*"))
+    return result, folders[-1] if folders else None
+
+
+def summary_rows(sweep_dir):
+    with (sweep_dir / "summary.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("grid")
+    result, sweep_dir = sweep(cwd, "lr=0.01,0.1", "iters=20,60")
+    assert result.returncode == 0, result.stderr
+    return result, sweep_dir
+
+
+def test_grid_runs_every_job_in_a_folder_named_by_its_overrides(grid):
+    _, sweep_dir = grid
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert jobs == ["iters=20,lr=0.01", "iters=20,lr=0.1", "iters=60,lr=0.01", "iters=60,lr=0.1"]
+    for job in jobs:
+        record = read_json(sweep_dir / job / "results.json")
+        assert record["status"] == "ok"
+        assert f"iters={record['iters']},lr={record['lr']}" == job
+        events = EventAccumulator(str(sweep_dir / job))
+        events.Reload()
+        assert events.Scalars("train/loss")[-1].step == record["iters"]
+
+
+def test_grid_summary_table_best_first_and_plot(grid):
+    result, sweep_dir = grid
+    rows = summary_rows(sweep_dir)
+    assert len(rows) == 4
+    assert {
+        "job",
+        "lr",
+        "iters",
+        "status",
+        "train_loss",
+        "val_mse",
+        "val_mae",
+        "val_r2",
+        "w",
+        "b",
+        "steps",
+        "wall_s",
+    } <= rows[0].keys()
+    val_mse = [float(row["val_mse"]) for row in rows]
+    assert val_mse == sorted(val_mse)
+    assert rows[0]["job"] == "iters=60,lr=0.1"
+    assert (sweep_dir / "summary.md").read_text() in result.stdout  # printed when the sweep ends
+    png = (sweep_dir / "summary.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_summarize_rebuilds_an_interrupted_sweep(grid, tmp_path):
+    _, finished = grid
+    sweep_dir = tmp_path / "sweep"
+    subprocess.run(["cp", "-r", str(finished), str(sweep_dir)], check=True)
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        (sweep_dir / name).unlink()
+    killed = sweep_dir / "iters=60,lr=0.01"
+    (killed / "results.json").write_text('{"status": "running", "lr": 0.01, "iters": 60}')
+    never_started = sweep_dir / "iters=60,lr=0.1"
+    (never_started / "results.json").unlink()
+    result = run_command(["scripts/summarize.py", str(sweep_dir)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    statuses = {row["job"]: row["status"] for row in summary_rows(sweep_dir)}
+    assert statuses == {
+        "iters=20,lr=0.01": "ok",
+        "iters=20,lr=0.1": "ok",
+        "iters=60,lr=0.01": "running",
+        "iters=60,lr=0.1": "missing",
+    }
+    assert (sweep_dir / "summary.png").is_file()
+
+
+def test_summarize_refuses_a_folder_that_is_not_a_sweep(tmp_path):
+    result = run_command(["scripts/summarize.py", str(tmp_path / "nope")], cwd=tmp_path)
+    assert result.returncode == 2 and "no such folder" in result.stderr
+
+
+def test_tensorboard_lists_each_job_with_its_hparams(grid):
+    _, sweep_dir = grid
+    with tensorboard_server(sweep_dir) as api:
+        runs = set(api("/data/runs"))
+        tags = api("/data/plugin/scalars/tags")
+        sessions = hparams_sessions(api)
+    jobs = {"iters=20,lr=0.01", "iters=20,lr=0.1", "iters=60,lr=0.01", "iters=60,lr=0.1"}
+    assert jobs <= runs
+    assert all("train/loss" in tags[job] for job in jobs)
+    assert set(sessions) == jobs
+    for job, session in sessions.items():
+        record = read_json(sweep_dir / job / "results.json")
+        assert (session["hparams"]["lr"], session["hparams"]["iters"]) == (record["lr"], record["iters"])
+        assert session["metrics"]["hp/val_mse"] == pytest.approx(record["val_mse"], rel=1e-6)
+
+
+def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "lr=0.1,1.0", "iters=50")
+    assert result.returncode == 0, result.stderr
+    statuses = {row["job"]: row for row in summary_rows(sweep_dir)}
+    assert statuses["iters=50,lr=1.0"]["status"] == "diverged"
+    assert statuses["iters=50,lr=0.1"]["status"] == "ok"
+    diverged = read_json(sweep_dir / "iters=50,lr=1.0" / "results.json")
+    assert diverged["diverged_at_step"] < 50 and diverged["steps"] == diverged["diverged_at_step"]
+    assert diverged["train_loss"] is None  # JSON has no inf: the status says it
+    assert "diverged at step" in result.stdout
+
+
+def test_a_failing_job_is_listed_and_the_sweep_exits_non_zero(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(10)))
+    result, sweep_dir = sweep(tmp_path, "data=csv", f"data.path={good},{tmp_path}/missing.csv")
+    assert result.returncode == 1
+    assert "data.path: no such file" in result.stderr and "1 of 2 jobs did not finish" in result.stderr
+    statuses = sorted(row["status"] for row in summary_rows(sweep_dir))
+    assert statuses == ["failed", "ok"]
+
+
+def test_an_empty_value_is_refused_with_the_key(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "lr=")
+    assert result.returncode == 1
+    assert "lr: '' is not a number" in result.stderr
+    assert [row["status"] for row in summary_rows(sweep_dir)] == ["failed"]
+
+
+def test_an_unknown_key_is_refused_before_any_job(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "lrr=0.1,0.2")
+    assert result.returncode == 1
+    assert "Could not override 'lrr'" in result.stderr and "Key 'lrr' is not in struct" in result.stderr
+    assert sweep_dir is None or not [p for p in sweep_dir.iterdir() if p.is_dir()]  # no job started
+
+
+def test_ddp_inside_a_multirun_is_refused(tmp_path):
+    result, _ = sweep(tmp_path, "trainer=ddp", "iters=5")
+    assert result.returncode == 1
+    assert "DDP cannot run inside a multirun" in result.stderr
+
+
+def test_two_sweeps_started_together_get_their_own_folders(tmp_path):
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "-m", "iters=2", "trainer.val_check_interval=1"]
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in processes] == [0, 0]
+    assert len(list((tmp_path / "outputs" / "multirun").glob("*/*"))) == 2
+
+
+def test_optuna_search_reports_the_best(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.stderr
+    rows = summary_rows(sweep_dir)
+    assert len(rows) == 3
+    best = (sweep_dir / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "best_value" in best
+    assert float(best.split("best_value:")[1].split()[0]) == pytest.approx(float(rows[0]["val_mse"]), rel=1e-6)
+
+
+def _weights(sweep_dir):
+    return {p.parent.name: read_json(p)["weight"] for p in sweep_dir.glob("*/results.json")}
+
+
+def test_joblib_gives_the_same_numbers_as_the_basic_launcher(grid, tmp_path):
+    result, sweep_dir = sweep(
+        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.01,0.1", "iters=20,60"
+    )
+    assert result.returncode == 0, result.stderr
+    assert _weights(sweep_dir) == _weights(grid[1])
+    assert len(summary_rows(sweep_dir)) == 4
+
+
+def test_submitit_local_launcher(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "hydra/launcher=submitit_local", "lr=0.01,0.1", "iters=20")
+    assert result.returncode == 0, result.stderr
+    assert (sweep_dir / ".submitit").is_dir()
+    assert sorted(row["status"] for row in summary_rows(sweep_dir)) == ["ok", "ok"]
+
+
+def test_ddp_on_two_processes_equals_one_process(tmp_path):
+    one = train_command(tmp_path, "lr=0.1", "iters=100", run_dir=tmp_path / "one")
+    two = train_command(tmp_path, "trainer=ddp", "lr=0.1", "iters=100", run_dir=tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    single, ddp = read_json(tmp_path / "one" / "results.json"), read_json(tmp_path / "two" / "results.json")
+    assert ddp["weight"][0][0] == pytest.approx(single["weight"][0][0], abs=1e-5)
+    assert ddp["bias"][0] == pytest.approx(single["bias"][0], abs=1e-5)
+    assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4, abs=1e-9)
+    assert (tmp_path / "two" / "checkpoints" / "last.ckpt").is_file()
