@@ -78,7 +78,7 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
             f"final train loss {record['train_loss']:.8f}, val mse {record['val_mse']:.8f}, val r2 {val_r2} "
             f"after {record['steps']} steps ({record['wall_s']:.2f} s)"
         )
-    lines.append(f"run folder: {run_dir}")
+    lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
     return lines
 
 
@@ -88,3 +88,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(item) for item in value) + "]"
     return "nan" if value is None else f"{value:.3f}"
+
+
+def _relative_to_cwd(path: Path) -> Path:
+    """The path as the user would type it: relative when it is below the working directory."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path

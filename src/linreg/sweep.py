@@ -100,27 +100,34 @@ def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
 
 
 def write_plot(sweep_dir: Path) -> Path:
-    """`summary.png`: final training loss against lr on log axes, one line per iters, diverged jobs as x."""
+    """`summary.png`: final training loss against lr on log axes, one line per iters.
+
+    A loss of exactly 0 cannot sit on a log axis: it is drawn at the bottom edge as a triangle. Diverged
+    jobs have no loss: they are drawn at the top edge as an x.
+    """
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
     rows = [row for row in collect(sweep_dir) if row.get("status") in ("ok", "diverged")]
+    positive = [r["train_loss"] for r in rows if r["status"] == "ok" and r.get("train_loss")]
+    floor, ceiling = min(positive, default=1.0) / 10, max(positive, default=1.0) * 10
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    finite = [r["train_loss"] for r in rows if r["status"] == "ok" and r.get("train_loss")]
-    floor = min(finite, default=1.0) / 10 if finite else 1e-12
-    ceiling = max(finite, default=1.0) * 10
     for iters in sorted({row["iters"] for row in rows}):
         group = sorted((r for r in rows if r["iters"] == iters), key=lambda r: r["lr"])
         done = [r for r in group if r["status"] == "ok"]
-        (line,) = axes.plot(
-            [r["lr"] for r in done], [max(r["train_loss"] or 0.0, floor) for r in done], "o-", label=f"iters={iters}"
-        )
+        losses = [r["train_loss"] or floor for r in done]
+        (line,) = axes.plot([r["lr"] for r in done], losses, "o-", label=f"iters={iters}")
+        color = line.get_color()
+        zero = [r["lr"] for r in done if not r["train_loss"]]
+        axes.plot(zero, [floor] * len(zero), "v", color=color, markersize=10)
         diverged = [r["lr"] for r in group if r["status"] == "diverged"]
-        if diverged:
-            axes.plot(diverged, [ceiling] * len(diverged), "x", color=line.get_color(), markersize=10, mew=2)
+        axes.plot(diverged, [ceiling] * len(diverged), "x", color=color, markersize=10, mew=2)
+    if any(r["status"] == "ok" and not r["train_loss"] for r in rows):
+        axes.plot([], [], "kv", label="loss 0 (drawn at the floor)")
     if any(r["status"] == "diverged" for r in rows):
-        axes.plot([], [], "kx", label="diverged")
-    axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss", title=sweep_dir.name)
+        axes.plot([], [], "kx", mew=2, label="diverged")
+    axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss")
+    axes.set_title(f"sweep {sweep_dir.parent.name}/{sweep_dir.name}")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     buffer = io.BytesIO()

@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -112,8 +113,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         wall_s=round(wall_s, 4),
     )
     if trainer.logger is not None:
-        trainer.logger.log_hyperparams(_flat_hparams(record, cfg), metrics=_final_metrics(record))
-        trainer.logger.finalize("success")
+        _log_hparams_with_final_metrics(trainer.logger, _flat_hparams(record, cfg), _final_metrics(record))
     if trainer.is_global_zero:
         write_results(run_dir, record)
     return record
@@ -145,6 +145,16 @@ def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
         if key not in hparams and isinstance(value, int | float | str) and not isinstance(value, bool):
             hparams[key] = value
     return hparams
+
+
+def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+    """TensorBoard's HPARAMS tab shows hyperparameters only together with metrics (Lightning #2971)."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.log_hyperparams(hparams, metrics=metrics)
+    else:
+        logger.log_hyperparams(hparams)
+        logger.log_metrics(metrics)
+    logger.finalize("success")
 
 
 def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
