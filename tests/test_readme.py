@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, read_json, run_command, tensorboard_server
+from hydra import compose, initialize_config_dir
 
 pytestmark = pytest.mark.slow
 
@@ -81,11 +82,44 @@ def test_readme_command(command, workdir):
 
 def test_readme_slurm_command_composes_its_launcher():
     (command,) = [c for c in COMMANDS if "hydra/launcher=slurm" in c]
-    args = [a for a in command.split()[1:] if a != "-m"]  # --cfg prints the config instead of running
-    result = run_command([*args, "--cfg", "hydra", "--package", "hydra.launcher"], cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    assert "submitit_slurm" in result.stdout and "partition: gpu" in result.stdout
-    assert "timeout_min: 60" in result.stdout
+    overrides = [a for a in command.split()[2:] if a != "-m" and "," not in a]  # a sweep list composes per job
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        launcher = compose("train", overrides=overrides, return_hydra_config=True).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 60, 0)
+
+
+def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
+    """The learned weights per job of the README sweep whose command contains `command_part`."""
+    for sweep in (cwd / "outputs" / "multirun").glob("*/*"):
+        if (sweep / "multirun.yaml").is_file() and command_part in (sweep / "multirun.yaml").read_text():
+            return {p.parent.name: read_json(p)["weight"] for p in sweep.glob("*/results.json")}
+    raise AssertionError(f"no sweep ran with {command_part}")
+
+
+def test_readme_joblib_sweep_equals_the_sequential_one(workdir):
+    parallel = _sweep_weights(workdir, "hydra/launcher=joblib")
+    sequential = _sweep_weights(workdir, "lr=0.001,0.01,0.1,1.0")
+    assert len(parallel) == 6 and parallel == {job: sequential[job] for job in parallel}
+
+
+def test_readme_submitit_and_optuna_sweeps_ran_their_engines(workdir):
+    assert len(_sweep_weights(workdir, "hydra/launcher=submitit_local")) == 2
+    (submitit,) = [s for s in (workdir / "outputs" / "multirun").glob("*/*") if (s / ".submitit").is_dir()]
+    (optuna,) = (workdir / "outputs" / "multirun").glob("*/*/optimization_results.yaml")
+    best = optuna.read_text()
+    assert "best_params" in best and "lr" in best and "best_value" in best
+    assert submitit != optuna.parent
+
+
+def test_readme_ddp_run_equals_the_single_process_run(workdir):
+    records = [read_json(p) for p in (workdir / "outputs" / "runs").glob("*/*/results.json")]
+    single = [r for r in records if r["overrides"] == {"lr": "0.1", "iters": "500", "seed": "0"}]
+    ddp = [r for r in records if r["overrides"].get("trainer") == "ddp"]
+    assert len(single) == len(ddp) == 1
+    assert ddp[0]["weight"][0][0] == pytest.approx(single[0]["weight"][0][0], abs=1e-5)
+    assert ddp[0]["bias"][0] == pytest.approx(single[0]["bias"][0], abs=1e-5)
+    assert ddp[0]["train_loss"] == pytest.approx(single[0]["train_loss"], rel=1e-4, abs=1e-9)
 
 
 def test_readme_tensorboard_command_serves_the_runs(workdir):

@@ -1,8 +1,9 @@
-"""`python scripts/train.py ...` and `python scripts/predict.py ...`, run as subprocesses into temporary folders."""
+"""`python scripts/train.py ...` and `python scripts/predict.py ...` as subprocesses into temporary folders, and
+what a real `tensorboard` server shows for the run."""
 
 import pytest
 import torch
-from conftest import read_json, run_command, snapshot, train_command
+from conftest import hparams_sessions, read_json, run_command, snapshot, tensorboard_server, train_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 RESULT_KEYS = {
@@ -53,16 +54,6 @@ def test_predict_from_the_run_folder_and_the_checkpoint(seed_run, tmp_path):
         assert result.stdout.splitlines() == ["f(5) = 10.000", "f(0.5) = 1.000"]
 
 
-def test_default_lr_0_01_from_another_working_directory(tmp_path):
-    result = train_command(tmp_path, "lr=0.01", "iters=500")
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = (tmp_path / "outputs" / "runs").glob("*/*")
-    record = read_json(run_dir / "results.json")
-    assert (record["lr"], record["steps"]) == (0.01, 500)
-    assert abs(record["weight"][0][0] - 2) < 0.2  # on its way from the random start
-    assert "final train loss" in result.stdout
-
-
 def _csv(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -99,3 +90,22 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, message):
     assert all(name.startswith("outputs/runs/") for name in new)
     assert not any(name.endswith(("results.json", ".ckpt")) or "tfevents" in name for name in new)
     assert {name: after[name] for name in before} == before  # the CSV files are untouched
+
+
+def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
+    _, run_dir = seed_run
+    with tensorboard_server(run_dir) as api:
+        assert api("/data/runs") == ["."]
+        tags = api("/data/plugin/scalars/tags")["."]
+        assert {"train/loss", "val/mse", "val/mae", "val/r2"} <= tags.keys()
+        curve = api("/data/plugin/scalars/scalars?run=.&tag=train/loss")
+        steps = [step for _, step, _ in curve]
+        assert steps[0] == 1 and steps[-1] == 1000 and len(steps) == 101
+        experiment = api("/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert {"lr", "iters", "batch_size", "seed", "data"} <= {h["name"] for h in experiment["hparamInfos"]}
+        (session,) = hparams_sessions(api).values()
+    assert session["hparams"]["lr"] == 0.1
+    assert session["hparams"]["iters"] == 1000
+    assert session["hparams"]["data"] == "seed"
+    assert session["metrics"]["hp/val_mse"] == pytest.approx(0.0, abs=1e-6)
+    assert session["metrics"]["hp/val_r2"] == pytest.approx(1.0, abs=1e-6)
