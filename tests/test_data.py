@@ -106,8 +106,3 @@ def test_missing_csv_column_lists_the_columns(tmp_path):
     data = CsvData(path=str(_csv(tmp_path, "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n")), features=["z"])
     with pytest.raises(InvalidInput, match=r"data\.features: no column 'z' .* its columns are x, y"):
         data.setup()
-
-
-def test_csv_path_not_set():
-    with pytest.raises(InvalidInput, match=r"data\.path: not set"):
-        CsvData(path=None)

@@ -7,6 +7,7 @@ of after Lightning's import (several seconds here).
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 from linreg.config import validate
 from linreg.errors import InvalidInput
 from linreg.results import split_overrides, write_results
+from linreg.resume import resume_config
 
 
 def main(cfg: DictConfig) -> float:
@@ -31,6 +33,8 @@ def main(cfg: DictConfig) -> float:
     overrides = list(hydra_cfg.overrides.task)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        if cfg.get("resume"):
+            cfg = resume_config(cfg, overrides)
         validate(cfg)
         if multirun and "ddp" in str(cfg.trainer.get("strategy", "")):
             raise InvalidInput(
@@ -49,6 +53,8 @@ def main(cfg: DictConfig) -> float:
         return math.inf
     if is_global_zero():
         print("\n".join(summary_lines(record, run_dir)))
+    if record["status"] == "interrupted":
+        sys.exit(128 + signal.Signals[record["interrupted_by"]].value)  # the shell's convention for a signal
     return objective(record, cfg.objective)
 
 
@@ -67,7 +73,12 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
         f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
         f"w = {_fmt(record['weight'])}, b = {_fmt(record['bias'])}",
     ]
-    if record["status"] == "diverged":
+    if record["status"] == "interrupted":
+        lines.append(
+            f"interrupted by {record['interrupted_by']} at step {record['steps']} of {record['iters']}; "
+            f"continue with: python scripts/train.py resume={_relative_to_cwd(run_dir)}"
+        )
+    elif record["status"] == "diverged":
         lines.append(
             f"diverged at step {record['diverged_at_step']}: the loss became {record['train_loss']}; "
             f"try a smaller lr than {record['lr']}"

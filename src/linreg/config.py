@@ -7,6 +7,8 @@ entry point, and each failure is one line naming the key, the value and what is 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -35,17 +37,77 @@ def require_count(key: str, value: object, minimum: int, optional: bool = False)
 
 
 def validate(cfg: DictConfig) -> None:
-    """Refuse a config that cannot describe a run, before any folder or file is touched."""
+    """Refuse a config that cannot describe a run, before anything is loaded, built or written."""
     require_number("lr", cfg.lr, positive=True)
     require_count("iters", cfg.iters, minimum=1)
     require_count("seed", cfg.seed, minimum=0)
     if cfg.seed >= 2**32:
         raise InvalidInput(f"seed: {cfg.seed} is too large; expected a whole number below 2**32")
     require_count("threads", cfg.threads, minimum=1, optional=True)
-    require_count("data.batch_size", cfg.data.batch_size, minimum=1, optional=True)
     require_number("model.momentum", cfg.model.momentum, minimum=0.0)
     require_number("model.weight_decay", cfg.model.weight_decay, minimum=0.0)
     require_count("trainer.log_every_n_steps", cfg.trainer.log_every_n_steps, minimum=1)
     require_count("trainer.val_check_interval", cfg.trainer.val_check_interval, minimum=1)
     if cfg.objective not in OBJECTIVES:
         raise InvalidInput(f"objective: {cfg.objective!r} is not allowed; expected one of {', '.join(OBJECTIVES)}")
+    validate_data(cfg.data)
+
+
+def validate_data(data: DictConfig) -> None:
+    """The data group's keys; the content of a CSV file is checked when it is read (`linreg.data`)."""
+    require_count("data.batch_size", data.batch_size, minimum=1, optional=True)
+    for key in ("val_fraction", "test_fraction"):
+        if key in data:
+            require_number(f"data.{key}", data[key])
+            if not 0 < data[key] < 1:
+                raise InvalidInput(f"data.{key}: {data[key]} is not allowed; expected a number between 0 and 1")
+    if "val_fraction" in data and data.val_fraction + data.test_fraction >= 1:
+        raise InvalidInput(
+            f"data.val_fraction + data.test_fraction = {data.val_fraction + data.test_fraction:g}; "
+            "expected less than 1, to leave rows for training"
+        )
+    if "n_samples" in data:  # synthetic
+        require_count("data.n_samples", data.n_samples, minimum=4)
+        require_count("data.n_features", data.n_features, minimum=1)
+        require_number("data.noise", data.noise, minimum=0.0)
+        require_number("data.bias", data.bias)
+        if data.weight is not None and len(data.weight) != data.n_features:
+            raise InvalidInput(
+                f"data.weight: {len(data.weight)} values given; expected {data.n_features} (one per feature) or null"
+            )
+        require_memory("data.n_samples", data.n_samples * (data.n_features + 1) * BYTES_PER_VALUE)
+    if "path" in data:  # csv
+        if not data.path:
+            raise InvalidInput("data.path: not set; expected the path of a CSV file, e.g. data.path=my.csv")
+        path = Path(data.path).expanduser()
+        if not path.is_file():
+            raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
+        # Parsing holds the text's numbers as float64 next to the float32 tensors; a number takes at least
+        # two characters ("1,"), so the file's size bounds what the numbers need.
+        require_memory("data.path", path.stat().st_size // 2 * BYTES_PER_VALUE)
+
+
+# float32 X and Y, their train/val/test copies, and a float64 parse or generation buffer: about 4x the data
+BYTES_PER_VALUE = 4 * 4
+
+
+def require_memory(key: str, needed: int) -> None:
+    """Refuse data that would not fit in the memory available now: a clear error instead of a swap storm."""
+    available = available_memory()
+    if needed > 0.8 * available:
+        raise InvalidInput(
+            f"{key}: the data needs about {needed / 2**30:.1f} GiB in memory, more than the "
+            f"{available / 2**30:.1f} GiB available; expected a smaller data set"
+        )
+
+
+def available_memory() -> int:
+    """Bytes the kernel says a process can still allocate without swapping (MemAvailable)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

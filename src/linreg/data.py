@@ -11,7 +11,9 @@ Batches are cut with one index operation per batch (a slice, or one fancy-index 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from linreg.config import require_count, require_number
 from linreg.errors import InvalidInput
 from linreg.tutorial import SEED_TEST_X, SEED_TEST_Y, SEED_X, SEED_Y
 
@@ -59,9 +60,20 @@ class IndexBatches(Sampler):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self.epoch_offset = 0  # data epoch minus Lightning's epoch: non-zero after a resume, see resume_at
+        self.skip = 0  # batches to leave out of the next epoch only
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, step: int, trainer_epoch: int) -> None:
+        """Go on from optimizer step `step` (one step per batch): skip what its epoch already trained on.
+
+        Lightning counts an epoch cut short by an interruption as completed, so its epoch number can run
+        ahead of the data's; the offset keeps each epoch's permutation that of an uninterrupted run.
+        """
+        data_epoch, self.skip = divmod(step, len(self))
+        self.epoch_offset = data_epoch - trainer_epoch
 
     def _shard_size(self) -> int:
         lo, hi = self.rank * self.n // self.world_size, (self.rank + 1) * self.n // self.world_size
@@ -71,8 +83,12 @@ class IndexBatches(Sampler):
         return math.ceil(self._shard_size() / self.batch_size)
 
     def __iter__(self) -> Iterator[slice | Tensor]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(self._batches(), skip, None)
+
+    def _batches(self) -> Iterator[slice | Tensor]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + self.epoch_offset)
             order = torch.randperm(self.n, generator=generator)
             shard = order[self.rank * self.n // self.world_size : (self.rank + 1) * self.n // self.world_size]
             yield from shard.split(self.batch_size)
@@ -145,7 +161,10 @@ class RegressionDataModule(L.LightningDataModule):
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train, shuffle=True)
+        loader = self._loader(self.splits.train, shuffle=True)
+        if self.trainer is not None:  # a resumed run goes on with exactly the batches an uninterrupted one would
+            loader.sampler.resume_at(self.trainer.global_step, self.trainer.current_epoch)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits.val, shuffle=False)
@@ -191,14 +210,6 @@ class SyntheticData(RegressionDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, shuffle_seed=shuffle_seed)
-        require_count("data.n_samples", n_samples, minimum=3)
-        require_count("data.n_features", n_features, minimum=1)
-        require_number("data.noise", noise, minimum=0.0)
-        require_number("data.bias", bias)
-        if weight is not None and (len(weight) != n_features):
-            raise InvalidInput(
-                f"data.weight: {len(weight)} values given, expected {n_features} (one per feature) or null"
-            )
         self.n_samples, self.n_dims, self.noise, self.bias = n_samples, n_features, noise, bias
         self.weight = [2.0] * n_features if weight is None else [float(w) for w in weight]
         self.data_seed = data_seed
@@ -231,9 +242,7 @@ class CsvData(RegressionDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, shuffle_seed=shuffle_seed)
-        if not path:
-            raise InvalidInput("data.path: not set; expected the path of a CSV file, e.g. data.path=my.csv")
-        self.path = Path(path).expanduser()
+        self.path = Path(path or "").expanduser()
         self.target = target
         self.features = list(features) if features is not None else None
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -255,16 +264,36 @@ class CsvData(RegressionDataModule):
 
 
 def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
-    """The header and the float64 table of a CSV file, refusing anything but finite numbers."""
+    """The header and the float64 table of a CSV file, refusing anything but finite numbers.
+
+    numpy's C parser reads the file; only when it refuses the file, or finds a NaN or infinity, does a
+    line-by-line scan run to name the line, the column and the cell.
+    """
     if not path.is_file():
         raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
     with path.open(newline="") as file:
+        header = next(csv.reader(file), None)
+    if not header:
+        raise InvalidInput(f"data.path: '{path}' is empty; expected a header row, then rows of numbers")
+    header = [name.strip() for name in header]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns about an empty table; the check below says it better
+        try:
+            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+        except ValueError:
+            table = None
+    if table is not None and table.size == 0:
+        raise InvalidInput(f"data.path: '{path}' has a header but no rows of data")
+    if table is None or not np.isfinite(table).all() or table.shape[1] != len(header):
+        _raise_first_bad_cell(path, header)
+    return header, table
+
+
+def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
+    """Scan the file row by row and raise for the first ragged row, non-number or non-finite number."""
+    with path.open(newline="") as file:
         reader = csv.reader(file)
-        header = next(reader, None)
-        if not header:
-            raise InvalidInput(f"data.path: '{path}' is empty; expected a header row, then rows of numbers")
-        header = [name.strip() for name in header]
-        rows = []
+        next(reader)
         for row in reader:
             if not row:
                 continue
@@ -273,36 +302,25 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
                 raise InvalidInput(
                     f"data.path: '{path}' line {line} has {len(row)} cells, expected {len(header)} like the header"
                 )
-            try:
-                values = [float(cell) for cell in row]
-            except ValueError:
-                column, cell = next((c, v) for c, v in zip(header, row, strict=True) if not _is_float(v))
-                raise InvalidInput(
-                    f"data.path: '{path}' line {line}, column '{column}': '{cell}' is not a number"
-                ) from None
-            bad = next((c for c, v in zip(header, values, strict=True) if not math.isfinite(v)), None)
-            if bad is not None:
-                raise InvalidInput(
-                    f"data.path: '{path}' line {line}, column '{bad}': {row[header.index(bad)].strip()} "
-                    f"is not a finite number"
-                )
-            rows.append(values)
-    if not rows:
-        raise InvalidInput(f"data.path: '{path}' has a header but no rows of data")
-    return header, np.asarray(rows, dtype=np.float64)
+            for column, cell in zip(header, row, strict=True):
+                try:
+                    value = float(cell)
+                except ValueError:
+                    raise InvalidInput(
+                        f"data.path: '{path}' line {line}, column '{column}': '{cell}' is not a number"
+                    ) from None
+                if not math.isfinite(value):
+                    raise InvalidInput(
+                        f"data.path: '{path}' line {line}, column '{column}': {cell.strip()} is not a finite number"
+                    )
+    raise InvalidInput(f"data.path: '{path}' is not a CSV table of numbers; expected comma-separated numbers")
 
 
 def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str) -> Splits:
-    """A seeded random train/val/test split; each part gets at least one row (validation two, for R2)."""
-    for key, fraction in [("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)]:
-        require_number(key, fraction, minimum=0.0)
-        if not 0 < fraction < 1:
-            raise InvalidInput(f"{key}: {fraction} is not a fraction; expected a number between 0 and 1")
-    if val_fraction + test_fraction >= 1:
-        raise InvalidInput(
-            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g}; "
-            f"expected less than 1, to leave rows for training"
-        )
+    """A seeded random train/val/test split; each part gets at least one row (validation two, for R2).
+
+    The fractions are checked by `linreg.config.validate`; here only the number of rows can be wrong.
+    """
     n = len(x)
     n_val, n_test = max(2, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
@@ -313,11 +331,3 @@ def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: flo
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
     return Splits(Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]))
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -15,7 +15,7 @@ import torch
 
 from linreg.errors import InvalidInput
 from linreg.model import load_model
-from linreg.train import CHECKPOINT
+from linreg.results import CHECKPOINT
 
 
 def checkpoint_path(target: str | Path) -> Path:

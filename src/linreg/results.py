@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_FILE = "results.json"
+CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the run's last state: weights, optimizer, loop counters
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:

@@ -24,12 +24,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg.config import validate
 from linreg.data import RegressionDataModule
+from linreg.interrupt import GracefulInterrupt
 from linreg.loss_monitor import LossMonitor
-from linreg.model import LinearRegression
+from linreg.model import LinearRegression, load_model
 from linreg.progress import StepProgressBar
-from linreg.results import split_overrides, write_results
+from linreg.results import CHECKPOINT, split_overrides, write_results
 
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
 
 
@@ -37,7 +37,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     """Fit the model the config describes, write `results.json` into `run_dir` and return its content.
 
     `overrides` are the command line's `key=value` strings: each becomes a column of the HPARAMS tab and
-    of a sweep's summary. A run whose loss becomes NaN or infinite ends with status "diverged".
+    of a sweep's summary. The status is "ok", "diverged" (the loss became NaN or infinite) or
+    "interrupted" (SIGINT or SIGTERM; `resume=<run folder>` continues it).
     """
     validate(cfg)
     # Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here.
@@ -48,17 +49,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         torch.set_num_threads(cfg.threads)
     datamodule: RegressionDataModule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
-
-    L.seed_everything(cfg.seed, verbose=False)
-    model = LinearRegression(
-        in_features=datamodule.n_features,
-        out_features=datamodule.n_targets,
-        lr=cfg.lr,
-        momentum=cfg.model.momentum,
-        weight_decay=cfg.model.weight_decay,
-    )
+    resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
+    model = _build_model(cfg, datamodule, resume_from)
     test_x = datamodule.splits.test.x[:MAX_PREDICTIONS]
-    before = _predict(model, test_x)
     record: dict[str, Any] = {
         "status": "running",
         "lr": cfg.lr,
@@ -67,37 +60,33 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         "data": datamodule.name,
         "batch_size": datamodule.effective_batch_size(),
         "overrides": split_overrides(overrides),
+        "resumed_from": str(resume_from) if resume_from else None,
+        "test_inputs": test_x.tolist(),
+        "predictions_before": _predict(model, test_x),
     }
     if is_global_zero():
         write_results(run_dir, record)
 
-    monitor = LossMonitor()
-    trainer_cfg = OmegaConf.to_container(cfg.trainer)
-    show_progress = trainer_cfg.pop("enable_progress_bar", True)
-    trainer: L.Trainer = instantiate(
-        trainer_cfg,
-        max_steps=cfg.iters,
-        max_epochs=-1,
-        default_root_dir=str(run_dir),
-        logger=instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False,
-        callbacks=[monitor, *([StepProgressBar()] if show_progress else [])],
-        enable_progress_bar=False,
-    )
+    monitor, interrupt = LossMonitor(), GracefulInterrupt()
+    trainer = _build_trainer(cfg, run_dir, callbacks=[monitor, interrupt])
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Data lives in memory: worker processes would only add start-up time.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         # The loss curve is logged by LossMonitor, not through self.log's log_every_n_steps.
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        # Resuming mid-epoch is exact: the DataModule skips the batches the epoch already trained on.
+        warnings.filterwarnings("ignore", ".*ended before the epoch ended and your dataloader is not resumable.*")
         warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         diverged = monitor.diverged_at_step is not None
         val = {} if diverged else trainer.validate(model, datamodule=datamodule, verbose=False)[0]
     trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state, to resume
     wall_s = time.perf_counter() - started
 
     record.update(
-        status="diverged" if diverged else "ok",
+        status="diverged" if diverged else "interrupted" if interrupt.received else "ok",
+        interrupted_by=interrupt.received.name if interrupt.received else None,
         steps=trainer.global_step,
         diverged_at_step=monitor.diverged_at_step,
         train_loss=monitor.last_loss,
@@ -106,8 +95,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         val_r2=val.get("val/r2"),
         weight=model.linear.weight.detach().tolist(),
         bias=model.linear.bias.detach().tolist(),
-        test_inputs=test_x.tolist(),
-        predictions_before=before,
         predictions=_predict(model, test_x),
         checkpoint=str(CHECKPOINT),
         wall_s=round(wall_s, 4),
@@ -117,6 +104,39 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     if trainer.is_global_zero:
         write_results(run_dir, record)
     return record
+
+
+def _build_model(cfg: DictConfig, datamodule: RegressionDataModule, resume_from: Path | None) -> LinearRegression:
+    """Seeded initial weights (as the notebook's nn-loop cell draws them), or a checkpoint's when resuming."""
+    L.seed_everything(cfg.seed, verbose=False)
+    model = LinearRegression(
+        in_features=datamodule.n_features,
+        out_features=datamodule.n_targets,
+        lr=cfg.lr,
+        momentum=cfg.model.momentum,
+        weight_decay=cfg.model.weight_decay,
+    )
+    if resume_from is not None:
+        # load_model refuses an unsafe, damaged or mismatched file with one line; fit() then restores the
+        # optimizer and the loop counters from the same file.
+        model.load_state_dict(load_model(resume_from).state_dict())
+    return model
+
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    """Lightning's Trainer from `cfg.trainer`, stepping `iters` times and logging into the run folder."""
+    trainer_cfg = OmegaConf.to_container(cfg.trainer)
+    if trainer_cfg.pop("enable_progress_bar", True):
+        callbacks = [*callbacks, StepProgressBar()]
+    return instantiate(
+        trainer_cfg,
+        max_steps=cfg.iters,
+        max_epochs=-1,
+        default_root_dir=str(run_dir),
+        logger=instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+    )
 
 
 def is_global_zero() -> bool:

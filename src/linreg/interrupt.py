@@ -1,0 +1,43 @@
+"""Ctrl+C (SIGINT) or `kill` / a cluster's preemption (SIGTERM) ends training cleanly after the current step.
+
+Without this, Lightning turns Ctrl+C into `sys.exit(1)` and SIGTERM into an exception: the run's last steps
+and its results would be lost. Here the step finishes, the checkpoint is saved, `results.json` says
+"interrupted", and `resume=<run folder>` continues the run.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import lightning as L
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class GracefulInterrupt(L.Callback):
+    """Turns SIGINT and SIGTERM into `trainer.should_stop` while `fit` runs; `received` names the signal."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python delivers signals to the main thread only (a launcher may run jobs in threads)
+        for signum in SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        # Under DDP only the process that got the signal knows: every rank must stop at the same step.
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

@@ -1,0 +1,39 @@
+"""`resume=<run folder>`: continue an interrupted (or finished) run from its last checkpoint.
+
+The run goes on with the config it started with, read from its `.hydra/config.yaml`; only `iters` may be
+given anew (to train longer). Its results go into a new run folder: the old one is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from linreg.errors import InvalidInput
+from linreg.results import CHECKPOINT
+
+CHANGEABLE = ("resume", "iters")
+
+
+def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The config of the run in `cfg.resume`, with this command's `iters` if it gives one."""
+    run_dir = Path(cfg.resume).expanduser()
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not (run_dir / CHECKPOINT).is_file() or not saved.is_file():
+        raise InvalidInput(
+            f"resume: '{run_dir}' is not a run folder; expected one holding {CHECKPOINT} and .hydra/config.yaml"
+        )
+    keys = {override.split("=", 1)[0].lstrip("+~") for override in overrides}
+    changed = sorted(keys - set(CHANGEABLE))
+    if changed:
+        raise InvalidInput(
+            f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
+        )
+    resumed = OmegaConf.load(saved)
+    with open_dict(resumed):
+        resumed.resume = str(run_dir)
+        if "iters" in keys:
+            resumed.iters = cfg.iters
+    return resumed

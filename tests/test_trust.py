@@ -1,0 +1,155 @@
+"""Runs you can trust: interruption and resume, determinism, atomic results, killed jobs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO, read_json, train_command
+
+pytestmark = pytest.mark.slow
+
+MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "model.momentum=0.9", "iters=1000"]
+
+
+def _start(cwd, *overrides):
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), *overrides]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _state(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the mini-batch run with momentum, from start to end without a break."""
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    result = train_command(cwd, *MINI_BATCH, run_dir=cwd / "full")
+    assert result.returncode == 0, result.stderr
+    return cwd / "full"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signum, uninterrupted):
+
+    part_dir = tmp_path / "part"
+    process = _start(tmp_path, *MINI_BATCH, f"hydra.run.dir={part_dir}")
+    _wait_for(lambda: any(part_dir.glob("events.out.tfevents.*")))  # training has started
+    time.sleep(0.2)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    interrupted = read_json(part_dir / "results.json")
+    assert interrupted["status"] == "interrupted" and interrupted["interrupted_by"] == signum.name
+    assert 0 < interrupted["steps"] < 1000
+    assert interrupted["steps"] % 13 != 0  # stopped mid-epoch (800 samples / 64 = 13 batches): the hard case
+    assert _state(part_dir)["global_step"] == interrupted["steps"]
+    assert f"continue with: python scripts/train.py resume={part_dir.relative_to(tmp_path)}" in stdout
+
+    resumed = train_command(tmp_path, f"resume={part_dir}", run_dir=tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr
+    record, reference = read_json(tmp_path / "resumed" / "results.json"), read_json(uninterrupted / "results.json")
+    assert record["resumed_from"].startswith(str(part_dir)) and record["steps"] == 1000
+    expected, actual = _state(uninterrupted), _state(tmp_path / "resumed")
+    for key in expected["state_dict"]:
+        assert torch.equal(actual["state_dict"][key], expected["state_dict"][key]), key
+    assert record["weight"] == reference["weight"] and record["bias"] == reference["bias"]
+    assert read_json(part_dir / "results.json") == interrupted  # the interrupted run's folder is left alone
+
+
+def test_resume_keeps_the_config_it_started_with(tmp_path, seed_run):
+    _, run_dir = seed_run
+    result = train_command(tmp_path, f"resume={run_dir}", "lr=0.5")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: resume: a resumed run keeps the config it started with; only iters may change, not lr"
+    )
+    result = train_command(tmp_path, f"resume={tmp_path}/nope")
+    assert result.returncode == 2 and "is not a run folder" in result.stderr
+
+
+def test_resume_with_more_iters_trains_on(tmp_path, seed_run):
+    _, run_dir = seed_run
+    result = train_command(tmp_path, f"resume={run_dir}", "iters=1200", run_dir=tmp_path / "more")
+    assert result.returncode == 0, result.stderr
+    record = read_json(tmp_path / "more" / "results.json")
+    assert (record["steps"], record["lr"]) == (1200, 0.1)  # the original run's lr, not the default
+
+
+def test_same_config_and_seed_give_identical_numbers(tmp_path):
+    seed = 0  # a seed like any other
+    overrides = ["data=synthetic", "data.batch_size=32", "iters=300", f"seed={seed}"]
+    records = []
+    for name in ("a", "b"):
+        result = train_command(tmp_path, *overrides, run_dir=tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        record = read_json(tmp_path / name / "results.json")
+        record.pop("wall_s")
+        records.append(record)
+        assert f"seed: {seed}" in (tmp_path / name / ".hydra" / "config.yaml").read_text()
+    assert records[0] == records[1]
+    assert records[0]["seed"] == seed
+
+
+def test_a_killed_job_leaves_whole_files_and_the_summary_marks_it(tmp_path):
+    process = _start(tmp_path, "-m", "iters=5,100000")
+    sweeps = tmp_path / "outputs" / "multirun"
+
+    def second_job_running() -> bool:
+        found = list(sweeps.glob("*/*/iters=100000/results.json"))
+        return bool(found) and any(found[0].parent.glob("events.out.tfevents.*"))
+
+    _wait_for(second_job_running)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    (sweep_dir,) = sweeps.glob("*/*")
+    killed = read_json(sweep_dir / "iters=100000" / "results.json")  # whole JSON, not half a file
+    assert killed["status"] == "running"
+    assert read_json(sweep_dir / "iters=5" / "results.json")["status"] == "ok"
+    assert not [p for p in sweep_dir.rglob("*.tmp")]
+    rows = (sweep_dir / "summary.csv").read_text().splitlines()  # written after the first job
+    assert len(rows) == 2 and ",ok," in rows[1]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "summarize.py"), str(sweep_dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    statuses = {
+        row.split(",")[0]: row.split(",")[2] for row in (sweep_dir / "summary.csv").read_text().splitlines()[1:]
+    }
+    assert statuses == {"iters=5": "ok", "iters=100000": "running"}
+
+
+def test_results_are_written_atomically(tmp_path, monkeypatch):
+    from linreg import results
+
+    results.write_results(tmp_path, {"status": "ok", "value": 1.0})
+    original = os.replace
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.os, "replace", crash)
+    with pytest.raises(OSError):
+        results.write_results(tmp_path, {"status": "ok", "value": 2.0})
+    monkeypatch.setattr(results.os, "replace", original)
+    assert json.loads((tmp_path / "results.json").read_text()) == {"status": "ok", "value": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
+
+
+def test_non_finite_numbers_become_null_in_results(tmp_path):
+    from linreg.results import write_results
+
+    write_results(tmp_path, {"loss": float("inf"), "w": [[float("nan"), 1.5]]})
+    assert json.loads((tmp_path / "results.json").read_text()) == {"loss": None, "w": [[None, 1.5]]}
