@@ -1,19 +1,19 @@
-"""The DataModules: shapes, splits, batches, and CSV files refused with the reason."""
+"""The data: sources and their splits, the DataModule's batches, and CSV files refused with the reason."""
 
 import pytest
 import torch
 
-from linreg.data import CsvData, IndexBatches, SeedData, SyntheticData
+from linreg.data import IndexBatches, RegressionDataModule
 from linreg.errors import InvalidInput
+from linreg.sources import CsvData, SeedData, SyntheticData
 
 
 def test_seed_data_is_the_notebooks():
-    data = SeedData()
-    data.setup()
-    assert data.splits.train.x.tolist() == [[1.0], [2.0], [3.0], [4.0]]
-    assert data.splits.train.y.tolist() == [[2.0], [4.0], [6.0], [8.0]]
-    assert data.splits.test.x.tolist() == [[5.0]] and data.splits.test.y.tolist() == [[10.0]]
-    (batch,) = list(data.train_dataloader())
+    splits = SeedData().load()
+    assert splits.train.x.tolist() == [[1.0], [2.0], [3.0], [4.0]]
+    assert splits.train.y.tolist() == [[2.0], [4.0], [6.0], [8.0]]
+    assert splits.test.x.tolist() == [[5.0]] and splits.test.y.tolist() == [[10.0]]
+    (batch,) = list(RegressionDataModule(splits, "seed").train_dataloader())
     assert [t.shape for t in batch] == [(4, 1), (4, 1)]  # Y stays (N, 1) for torchmetrics
 
 
@@ -32,6 +32,19 @@ def test_shuffled_batches_cover_every_sample_once_per_epoch(n, batch_size):
         assert orders[0] != orders[1]  # reshuffled each epoch
 
 
+def test_resuming_mid_epoch_serves_the_rest_of_that_epoch():
+    uninterrupted = IndexBatches(20, 3, shuffle=True, seed=2)
+    uninterrupted.set_epoch(4)
+    epoch_4 = [b.tolist() for b in uninterrupted]
+    resumed = IndexBatches(20, 3, shuffle=True, seed=2)
+    resumed.resume_at(step=4 * 7 + 2, trainer_epoch=5)  # Lightning counts the cut epoch as done
+    resumed.set_epoch(5)
+    assert [b.tolist() for b in resumed] == epoch_4[2:]
+    resumed.set_epoch(6)
+    uninterrupted.set_epoch(5)
+    assert [b.tolist() for b in resumed] == [b.tolist() for b in uninterrupted]
+
+
 def test_ranks_split_the_same_permutation_into_disjoint_shards():
     shards = []
     for rank in range(2):
@@ -43,22 +56,16 @@ def test_ranks_split_the_same_permutation_into_disjoint_shards():
 
 
 def test_synthetic_data_is_fixed_by_its_own_seed():
-    first, second, other = (
-        SyntheticData(n_features=2),
-        SyntheticData(n_features=2),
-        SyntheticData(data_seed=1),
-    )
-    for data in (first, second, other):
-        data.setup()
-    assert torch.equal(first.splits.train.x, second.splits.train.x)
-    assert not torch.equal(first.splits.train.y[:, 0], other.splits.train.y[:, 0])
-    assert [len(first.splits.train), len(first.splits.val), len(first.splits.test)] == [800, 100, 100]
+    first, second = SyntheticData(n_features=2).load(), SyntheticData(n_features=2).load()
+    other = SyntheticData(data_seed=1).load()
+    assert torch.equal(first.train.x, second.train.x)
+    assert not torch.equal(first.train.y[:, 0], other.train.y[:, 0])
+    assert [len(first.train), len(first.val), len(first.test)] == [800, 100, 100]
 
 
 def test_synthetic_noise_free_data_is_exactly_linear():
-    data = SyntheticData(n_features=2, noise=0.0, weight=[1.0, -3.0], bias=0.5)
-    data.setup()
-    x, y = data.splits.train.x, data.splits.train.y
+    splits = SyntheticData(n_features=2, noise=0.0, weight=[1.0, -3.0], bias=0.5).load()
+    x, y = splits.train.x, splits.train.y
     assert torch.allclose(y[:, 0], x[:, 0] - 3 * x[:, 1] + 0.5, atol=1e-6)
 
 
@@ -70,18 +77,15 @@ def _csv(tmp_path, text):
 
 def test_csv_target_and_features_default_to_last_and_the_rest(tmp_path):
     rows = "\n".join(f"{i},{i * 10},{2 * i + 1}" for i in range(20))
-    data = CsvData(path=str(_csv(tmp_path, "a,b,y\n" + rows + "\n")))
-    data.setup()
-    assert (data.n_features, data.n_targets) == (2, 1)
-    x, y = data.splits.train.x, data.splits.train.y
-    assert torch.equal(y[:, 0], 2 * x[:, 0] + 1)
+    splits = CsvData(path=str(_csv(tmp_path, "a,b,y\n" + rows + "\n"))).load()
+    assert (splits.train.x.shape[1], splits.train.y.shape[1]) == (2, 1)
+    assert torch.equal(splits.train.y[:, 0], 2 * splits.train.x[:, 0] + 1)
 
 
 def test_csv_named_target_and_features(tmp_path):
     rows = "\n".join(f"{i},{i * 10},{2 * i + 1}" for i in range(20))
-    data = CsvData(path=str(_csv(tmp_path, "a,b,y\n" + rows + "\n")), target="a", features=["y"])
-    data.setup()
-    assert torch.equal(data.splits.train.x[:, 0], 2 * data.splits.train.y[:, 0] + 1)
+    splits = CsvData(path=str(_csv(tmp_path, "a,b,y\n" + rows + "\n")), target="a", features=["y"]).load()
+    assert torch.equal(splits.train.x[:, 0], 2 * splits.train.y[:, 0] + 1)
 
 
 @pytest.mark.parametrize(
@@ -97,12 +101,11 @@ def test_csv_named_target_and_features(tmp_path):
     ],
 )
 def test_bad_csv_is_refused_with_the_reason(tmp_path, text, message):
-    data = CsvData(path=str(_csv(tmp_path, text)))
     with pytest.raises(InvalidInput, match=message):
-        data.setup()
+        CsvData(path=str(_csv(tmp_path, text))).load()
 
 
 def test_missing_csv_column_lists_the_columns(tmp_path):
     data = CsvData(path=str(_csv(tmp_path, "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n")), features=["z"])
     with pytest.raises(InvalidInput, match=r"data\.features: no column 'z' .* its columns are x, y"):
-        data.setup()
+        data.load()

@@ -1,7 +1,7 @@
 """What `python scripts/train.py ...` does around a run: errors as one line, the summary, the objective.
 
-The config is checked before `linreg.train` is imported: a mistyped value fails in about a second instead
-of after Lightning's import (several seconds here).
+The config is checked, and the data read, before `linreg.train` is imported: a mistyped value or a broken
+CSV file fails in a second or two instead of after Lightning's import (several seconds here).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from linreg.config import validate
 from linreg.errors import InvalidInput
 from linreg.results import split_overrides, write_results
 from linreg.resume import resume_config
+from linreg.sources import load_source
 
 
 def main(cfg: DictConfig) -> float:
@@ -41,9 +42,10 @@ def main(cfg: DictConfig) -> float:
                 "trainer=ddp: DDP cannot run inside a multirun (its workers re-run the command line, "
                 "Lightning #11300); start each DDP run as its own single run"
             )
-        from linreg.train import is_global_zero, train  # after validation: see module doc
+        loaded = load_source(cfg.data)
+        from linreg.train import is_global_zero, train  # after the checks and the data: see module doc
 
-        record = train(cfg, run_dir, overrides)
+        record = train(cfg, run_dir, overrides, loaded)
     except InvalidInput as error:
         if not multirun:
             print(f"error: {error}", file=sys.stderr)

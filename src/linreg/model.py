@@ -14,7 +14,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.regression import R2Score
 
-from linreg.errors import InvalidInput
+from linreg.checkpoint import linear_from_checkpoint, read_checkpoint
+
+HPARAMS = ("in_features", "out_features", "lr", "momentum", "weight_decay")
 
 
 class LinearRegression(L.LightningModule):
@@ -89,25 +91,10 @@ class LinearRegression(L.LightningModule):
 
 
 def load_model(path: str | Path) -> LinearRegression:
-    """A trained model from a checkpoint file, loaded with `weights_only=True`: a file whose pickle would run
-    code, a truncated file or a checkpoint of another shape is refused with one clear line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInput(f"checkpoint: no such file '{path}'; expected a .ckpt file written by a training run")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
-            reason = "it holds objects that would run code when loaded, refused by weights_only=True"
-        raise InvalidInput(f"checkpoint: cannot load '{path}': {reason}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise InvalidInput(f"checkpoint: '{path}' is not a checkpoint of this project's LinearRegression")
+    """A trained model from a checkpoint file, read safely (see `linreg.checkpoint`)."""
+    checkpoint = read_checkpoint(path)
+    linear = linear_from_checkpoint(checkpoint, path)
     hparams = checkpoint["hyper_parameters"]
-    try:
-        model = LinearRegression(**hparams)
-        model.load_state_dict(checkpoint["state_dict"])
-    except (TypeError, RuntimeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise InvalidInput(f"checkpoint: '{path}' does not fit LinearRegression: {first_line}") from None
+    model = LinearRegression(**{key: hparams[key] for key in HPARAMS if key in hparams})
+    model.linear.load_state_dict(linear.state_dict())
     return model.eval()

@@ -1,5 +1,7 @@
 """Predictions from a trained run: `python scripts/predict.py <run folder or .ckpt> 5 6`.
 
+Only torch is imported, not Lightning: the trained `nn.Linear` is all a prediction needs.
+
 Each input is one sample: a number, or comma-separated numbers for a model with several features.
 """
 
@@ -13,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from linreg.checkpoint import linear_from_checkpoint, read_checkpoint
 from linreg.errors import InvalidInput
-from linreg.model import load_model
 from linreg.results import CHECKPOINT
 
 
@@ -48,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("x", nargs="+", help="one sample each: a number, or numbers separated by commas")
     args = parser.parse_args(argv)
     try:
-        model = load_model(checkpoint_path(args.checkpoint))
-        x = parse_inputs(args.x, model.hparams.in_features)
+        path = checkpoint_path(args.checkpoint)
+        model = linear_from_checkpoint(read_checkpoint(path), path)
+        x = parse_inputs(args.x, model.in_features)
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from linreg.checkpoint import read_checkpoint
 from linreg.errors import InvalidInput
 from linreg.results import CHECKPOINT
 
@@ -31,6 +32,7 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         raise InvalidInput(
             f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
         )
+    read_checkpoint(run_dir / CHECKPOINT)  # an unsafe or damaged file is refused now, before anything runs
     resumed = OmegaConf.load(saved)
     with open_dict(resumed):
         resumed.resume = str(run_dir)

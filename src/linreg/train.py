@@ -29,15 +29,19 @@ from linreg.loss_monitor import LossMonitor
 from linreg.model import LinearRegression, load_model
 from linreg.progress import StepProgressBar
 from linreg.results import CHECKPOINT, split_overrides, write_results
+from linreg.sources import Splits, load_source
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = (), loaded: tuple[str, Splits] | None = None
+) -> dict[str, Any]:
     """Fit the model the config describes, write `results.json` into `run_dir` and return its content.
 
     `overrides` are the command line's `key=value` strings: each becomes a column of the HPARAMS tab and
-    of a sweep's summary. The status is "ok", "diverged" (the loss became NaN or infinite) or
+    of a sweep's summary. `loaded` is the data (`linreg.sources.load_source`) if the caller has read it
+    already. The status is "ok", "diverged" (the loss became NaN or infinite) or
     "interrupted" (SIGINT or SIGTERM; `resume=<run folder>` continues it).
     """
     validate(cfg)
@@ -47,8 +51,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     run_dir = Path(run_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    datamodule: RegressionDataModule = instantiate(cfg.data, _convert_="all")
-    datamodule.setup("fit")
+    name, splits = loaded or load_source(cfg.data)
+    datamodule = RegressionDataModule(splits, name, cfg.data.batch_size, cfg.data.shuffle_seed)
     resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
     model = _build_model(cfg, datamodule, resume_from)
     test_x = datamodule.splits.test.x[:MAX_PREDICTIONS]
