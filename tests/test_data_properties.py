@@ -1,0 +1,86 @@
+"""Property-based tests of the data path: any valid table is served whole, any invalid one is refused."""
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from linreg.data import RegressionDataModule
+from linreg.errors import InvalidInput
+from linreg.sources import CsvData
+
+FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _write_csv(path, table):
+    header = ",".join(f"c{i}" for i in range(table.shape[1]))
+    path.write_text(header + "\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in table) + "\n")
+
+
+SHAPES = st.tuples(st.integers(5, 60), st.integers(2, 5))  # rows, columns (the last is the target)
+
+
+@SETTINGS
+@given(
+    table=SHAPES.flatmap(lambda shape: arrays(np.float32, shape, elements=FINITE)),
+    batch_size=st.one_of(st.none(), st.integers(1, 70)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_valid_tables_are_served_whole_every_epoch(tmp_path, table, batch_size, seed):
+    path = tmp_path / "table.csv"
+    _write_csv(path, table)
+    splits = CsvData(path=str(path)).load()
+    assert len(splits.train) + len(splits.val) + len(splits.test) == len(table)
+    served = torch.cat([torch.cat([part.x, part.y], dim=1) for part in (splits.train, splits.val, splits.test)])
+    rows = sorted(map(tuple, served.tolist()))
+    assert rows == sorted(map(tuple, torch.from_numpy(table).tolist()))  # every row once, values exact
+
+    datamodule = RegressionDataModule(splits, "csv", batch_size=batch_size, shuffle_seed=seed)
+    loader = datamodule.train_dataloader()
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert len(batches) == len(loader)
+        xs = torch.cat([x for x, _ in batches])
+        assert all(len(x) <= (batch_size or len(splits.train)) for x, _ in batches)
+        assert sorted(map(tuple, xs.tolist())) == sorted(map(tuple, splits.train.x.tolist()))
+
+
+@SETTINGS
+@given(
+    table=arrays(np.float64, (8, 3), elements=st.floats(-100, 100, allow_nan=False)),
+    row=st.integers(0, 7),
+    column=st.integers(0, 2),
+    bad=st.sampled_from([math.nan, math.inf, -math.inf, "x", "", "1.2.3"]),
+)
+def test_invalid_cells_are_refused_with_line_and_column(tmp_path, table, row, column, bad):
+    lines = ["a,b,c", *(",".join(repr(float(v)) for v in values) for values in table)]
+    cells = lines[row + 1].split(",")
+    cells[column] = str(bad)
+    lines[row + 1] = ",".join(cells)
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        CsvData(path=str(path)).load()
+    except InvalidInput as error:
+        assert f"line {row + 2}, column '{'abc'[column]}'" in str(error)
+    else:
+        raise AssertionError(f"accepted {bad!r}")
+
+
+@SETTINGS
+@given(rows=st.integers(1, 6), missing=st.integers(1, 2))
+def test_ragged_rows_are_refused(tmp_path, rows, missing):
+    lines = ["a,b,c"] + ["1,2,3"] * rows + [",".join(["1"] * (3 - missing))]
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        CsvData(path=str(path)).load()
+    except InvalidInput as error:
+        assert f"line {rows + 2} has {3 - missing} cells, expected 3" in str(error)
+    else:
+        raise AssertionError("accepted a ragged row")
