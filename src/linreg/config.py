@@ -56,6 +56,8 @@ def validate(cfg: DictConfig) -> None:
 def validate_data(data: DictConfig) -> None:
     """The data group's keys; the content of a CSV file is checked when it is read (`linreg.data`)."""
     require_count("data.batch_size", data.batch_size, minimum=1, optional=True)
+    if not isinstance(data.shuffle, bool):
+        raise InvalidInput(f"data.shuffle: {data.shuffle!r} is not allowed; expected true or false")
     for key in ("val_fraction", "test_fraction"):
         if key in data:
             require_number(f"data.{key}", data[key])

@@ -191,11 +191,12 @@ def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: flo
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
-    return Splits(Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]))
+    parts = [Split(x.index_select(0, rows), y.index_select(0, rows)) for rows in (train, val, test)]
+    return Splits(*parts)
 
 
 # A data config's keys for the DataModule's loaders; all its other keys describe the source.
-LOADER_KEYS = ("batch_size", "shuffle_seed")
+LOADER_KEYS = ("batch_size", "shuffle", "shuffle_seed")
 
 
 def load_source(data_cfg: DictConfig) -> tuple[str, Splits]:

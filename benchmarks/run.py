@@ -1,0 +1,51 @@
+"""Run the benchmarks and print the project against plain PyTorch, with each target: `make bench`.
+
+`python benchmarks/run.py` is the full run (several minutes; medians of repeated, alternating runs);
+`--quick` is a smoke run with small sizes and single repetitions; `--only step_cost,scale` picks some.
+The figures are written to benchmarks/results/<full|quick>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import growth
+import scale
+import step_cost
+import sweeps
+import whole_run
+from measure import print_table, write_json
+
+BENCHMARKS = {
+    "whole_run": whole_run.run,
+    "step_cost": step_cost.run,
+    "scale": scale.run,
+    "sweeps": sweeps.run,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition: a smoke run")
+    parser.add_argument("--only", default=",".join([*BENCHMARKS, "growth"]), help="comma-separated names")
+    args = parser.parse_args()
+    names = args.only.split(",")
+    unknown = sorted(set(names) - {*BENCHMARKS, "growth"})
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]}; expected some of {', '.join([*BENCHMARKS, 'growth'])}")
+    rows = [row for name in names if name in BENCHMARKS for row in BENCHMARKS[name](args.quick)]
+    print_table(rows)
+    extra = {"mode": "quick" if args.quick else "full"}
+    if "growth" in names:
+        extra["growth"] = growth.run(args.quick)
+        print("\n".join(growth.describe(extra["growth"])))
+    path = Path(__file__).resolve().parent / "results" / f"{extra['mode']}.json"
+    write_json(path, rows, extra)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
