@@ -58,8 +58,9 @@ def plot(growth: dict, path: Path) -> None:
     for axes, (key, label) in zip(figure.subplots(1, 2), panels, strict=True):
         data = growth[key]
         axes.plot(data["x"], data["seconds"], "o", label="measured")
-        xs = [min(data["x"]), max(data["x"])]
-        axes.plot(xs, [data["fixed"] + data["per_unit"] * x for x in xs], "-", label="linear fit")
+        low, high = min(data["x"]), max(data["x"])
+        xs = [low * (high / low) ** (i / 49) for i in range(50)]  # a line a + b*x bends on log axes: draw it
+        axes.plot(xs, [data["fixed"] + data["per_unit"] * x for x in xs], "-", label="fixed + per unit * x")
         axes.set(xscale="log", yscale="log", xlabel=label, ylabel="run time (s)")
         axes.set_title(f"fixed {data['fixed']:.2f} s, R² {data['r2']:.4f}", fontsize=10)
         axes.grid(True, which="both", alpha=0.3)

@@ -112,12 +112,18 @@ def compose(*overrides: str):
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
-    """Least-squares line y = fixed + per_unit * x, with R^2: how linear a growth curve is."""
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    per_unit = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+    """The line y = fixed + per_unit * x through points spanning decades, with R^2.
+
+    Weighted by 1/y^2 (relative errors): a plain least-squares line would be set by the largest point
+    alone, and its intercept, the fixed cost, would be noise.
+    """
+    weights = [1 / y**2 for y in ys]
+    total = sum(weights)
+    mean_x = sum(w * x for w, x in zip(weights, xs, strict=True)) / total
+    mean_y = sum(w * y for w, y in zip(weights, ys, strict=True)) / total
+    sxx = sum(w * (x - mean_x) ** 2 for w, x in zip(weights, xs, strict=True))
+    per_unit = sum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(weights, xs, ys, strict=True)) / sxx
     fixed = mean_y - per_unit * mean_x
-    residual = sum((y - fixed - per_unit * x) ** 2 for x, y in zip(xs, ys, strict=True))
-    total = sum((y - mean_y) ** 2 for y in ys)
-    return {"fixed": fixed, "per_unit": per_unit, "r2": 1 - residual / total if total else 1.0}
+    residual = sum(w * (y - fixed - per_unit * x) ** 2 for w, x, y in zip(weights, xs, ys, strict=True))
+    spread = sum(w * (y - mean_y) ** 2 for w, y in zip(weights, ys, strict=True))
+    return {"fixed": fixed, "per_unit": per_unit, "r2": 1 - residual / spread if spread else 1.0}

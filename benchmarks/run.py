@@ -30,6 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition: a smoke run")
     parser.add_argument("--only", default=",".join([*BENCHMARKS, "growth"]), help="comma-separated names")
+    parser.add_argument("--out", type=Path, help="where to write the JSON (default: benchmarks/results/<mode>.json)")
     args = parser.parse_args()
     names = args.only.split(",")
     unknown = sorted(set(names) - {*BENCHMARKS, "growth"})
@@ -41,7 +42,7 @@ def main() -> int:
     if "growth" in names:
         extra["growth"] = growth.run(args.quick)
         print("\n".join(growth.describe(extra["growth"])))
-    path = Path(__file__).resolve().parent / "results" / f"{extra['mode']}.json"
+    path = args.out or Path(__file__).resolve().parent / "results" / f"{extra['mode']}.json"
     write_json(path, rows, extra)
     print(f"wrote {path}")
     return 0

@@ -1,5 +1,6 @@
 """Every command the README shows, run as a user would run it, in the order it shows them."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -138,3 +139,15 @@ def test_make_train_trains_the_default(tmp_path):
     record = read_json(tmp_path / "run" / "results.json")
     assert (record["lr"], record["iters"], record["data"]) == (0.001, 1000, "seed")
     assert "Prediction after training: f(5) = 9.418" in result.stdout  # the seeded nn-loop cell's number
+
+
+def test_make_bench_quick_prints_ratios_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        ["make", "bench", f"ARGS=--quick --only step_cost --out {out}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cost per step, seed data, logging on" in result.stdout and "ratio" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["name"] for row in rows} >= {"cost per step, seed data, logging on"}
+    assert all(row["project"] > 0 and row["baseline"] > 0 for row in rows)
