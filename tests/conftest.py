@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -123,3 +124,30 @@ def hparams_sessions(api: Callable[..., Any]) -> dict[str, dict[str, Any]]:
         }
         for group in groups
     }
+
+
+README_TEXT = (REPO / "README.md").read_text() + (REPO / "docs" / "tutorial.md").read_text()
+README_COMMANDS = [
+    line.split("  #")[0].strip()
+    for block in re.findall(r"```bash\n(.*?)```", README_TEXT, re.S)
+    for line in block.splitlines()
+    if line.strip()
+]
+# What a test does not run as the README shows it, and why: the Optuna search is cut from 20 trials to 3.
+SHORTER = {"python scripts/train.py -m hparams_search=optuna": ["hydra.sweeper.n_trials=3"]}
+
+
+def latest_output(cwd: Path, kind: str) -> str:
+    """The newest `outputs/<kind>/<date>/<time>` folder under `cwd`, relative to it."""
+    return str(max((cwd / "outputs" / kind).glob("*/*")).relative_to(cwd))
+
+
+def run_readme_command(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A README command in `cwd`, with `<date>/<time>` standing for the newest run or sweep there."""
+    for kind in ("runs", "multirun"):
+        placeholder = f"outputs/{kind}/<date>/<time>"
+        if placeholder in command:
+            command = command.replace(placeholder, latest_output(cwd, kind))
+    result = run_command(command.split()[1:] + SHORTER.get(command, []), cwd=cwd)
+    assert result.returncode == 0, f"{command}\n{result.stderr}"
+    return result

@@ -1,0 +1,95 @@
+"""The README's commands for single runs, run as a user would, in the order the README shows them."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import README_COMMANDS, REPO, latest_output, read_json, run_readme_command, tensorboard_server
+
+pytestmark = pytest.mark.slow
+
+
+def is_sweep_command(command: str) -> bool:
+    return command.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))
+
+
+RUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c)]
+
+
+def test_the_readme_shows_the_two_setup_commands_first():
+    assert README_COMMANDS[:2] == ["make train", "make test"]
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_readme_command_is_covered():
+    others = {"make train", "make test", "tensorboard --logdir outputs"}
+    sweeps = [c for c in README_COMMANDS if is_sweep_command(c)]  # tests/test_readme_sweeps.py
+    assert set(README_COMMANDS) <= set(RUN_COMMANDS) | set(sweeps) | others
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("readme_runs")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 2))
+    y = x @ [1.0, -1.0] + 0.5
+    np.savetxt(cwd / "my.csv", np.column_stack([x, y]), delimiter=",", header="a,b,y", comments="")
+    return cwd
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS)
+def test_readme_command(command, workdir):
+    result = run_readme_command(command, workdir)
+    if command.startswith("python scripts/train.py"):
+        run = workdir / latest_output(workdir, "runs")
+        assert read_json(run / "results.json")["status"] == "ok"
+        assert f"run folder: {run.relative_to(workdir)}" in result.stdout
+    if command == "python scripts/train.py lr=0.1 iters=500 seed=0":
+        assert "Prediction after training: f(5) = 10.000" in result.stdout
+    if command.startswith("python scripts/train.py resume="):
+        assert read_json(workdir / latest_output(workdir, "runs") / "results.json")["steps"] == 2000
+    if command.startswith("python scripts/predict.py"):
+        assert result.stdout.startswith("f(5) = ")
+    if command.startswith("python scripts/tutorial.py"):
+        assert "## " in result.stdout
+
+
+def test_readme_ddp_run_equals_the_single_process_run(workdir):
+    records = [read_json(p) for p in (workdir / "outputs" / "runs").glob("*/*/results.json")]
+    single = [r for r in records if r["overrides"] == {"lr": "0.1", "iters": "500", "seed": "0"}]
+    ddp = [r for r in records if r["overrides"].get("trainer") == "ddp"]
+    assert len(single) == len(ddp) == 1
+    assert ddp[0]["weight"][0][0] == pytest.approx(single[0]["weight"][0][0], abs=1e-5)
+    assert ddp[0]["bias"][0] == pytest.approx(single[0]["bias"][0], abs=1e-5)
+    assert ddp[0]["train_loss"] == pytest.approx(single[0]["train_loss"], rel=1e-4, abs=1e-9)
+
+
+def test_readme_tensorboard_command_serves_the_runs(workdir):
+    with tensorboard_server(workdir / "outputs") as api:
+        runs = api("/data/runs")
+    assert len([run for run in runs if run.startswith("runs/")]) >= 5
+    make = subprocess.run(["make", "-n", "tensorboard"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "tensorboard --logdir outputs" in make.stdout
+
+
+def test_make_train_trains_the_default(tmp_path):
+    result = subprocess.run(
+        ["make", "train", f"ARGS=hydra.run.dir={tmp_path}/run"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    record = read_json(tmp_path / "run" / "results.json")
+    assert (record["lr"], record["iters"], record["data"]) == (0.001, 1000, "seed")
+    assert "Prediction after training: f(5) = 9.418" in result.stdout  # the seeded nn-loop cell's number
+
+
+def test_make_bench_quick_prints_ratios_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        ["make", "bench", f"ARGS=--quick --only step_cost --out {out}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cost per step, seed data, logging on" in result.stdout and "ratio" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["name"] for row in rows} >= {"cost per step, seed data, logging on"}
+    assert all(row["project"] > 0 and row["baseline"] > 0 for row in rows)
