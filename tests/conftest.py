@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +143,24 @@ def latest_output(cwd: Path, kind: str) -> str:
     return str(max((cwd / "outputs" / kind).glob("*/*")).relative_to(cwd))
 
 
-def run_readme_command(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A README command in `cwd`, with `<date>/<time>` standing for the newest run or sweep there."""
-    for kind in ("runs", "multirun"):
-        placeholder = f"outputs/{kind}/<date>/<time>"
-        if placeholder in command:
-            command = command.replace(placeholder, latest_output(cwd, kind))
-    result = run_command(command.split()[1:] + SHORTER.get(command, []), cwd=cwd)
-    assert result.returncode == 0, f"{command}\n{result.stderr}"
-    return result
+@dataclass
+class ReadmeRun:
+    """What one README command did: its process, and the newest run or sweep folder after it."""
+
+    result: subprocess.CompletedProcess
+    folder: Path | None
+
+
+def run_readme_commands(commands: list[str], cwd: Path, kind: str) -> dict[str, ReadmeRun]:
+    """The commands in the README's order, in `cwd`; `<date>/<time>` stands for the newest run or sweep."""
+    done = {}
+    for command in commands:
+        line = command
+        for placeholder_kind in ("runs", "multirun"):
+            placeholder = f"outputs/{placeholder_kind}/<date>/<time>"
+            if placeholder in line:
+                line = line.replace(placeholder, latest_output(cwd, placeholder_kind))
+        result = run_command(line.split()[1:] + SHORTER.get(command, []), cwd=cwd)
+        folders = list((cwd / "outputs" / kind).glob("*/*"))
+        done[command] = ReadmeRun(result, max(folders) if folders else None)
+    return done

@@ -5,7 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import README_COMMANDS, REPO, latest_output, read_json, run_readme_command, tensorboard_server
+from conftest import README_COMMANDS, REPO, read_json, run_readme_commands, tensorboard_server
 
 pytestmark = pytest.mark.slow
 
@@ -38,24 +38,30 @@ def workdir(tmp_path_factory):
     return cwd
 
 
+@pytest.fixture(scope="module")
+def readme(workdir):
+    """Every single-run command of the README, run once in its order (later ones use earlier runs)."""
+    return run_readme_commands(RUN_COMMANDS, workdir, "runs")
+
+
 @pytest.mark.parametrize("command", RUN_COMMANDS)
-def test_readme_command(command, workdir):
-    result = run_readme_command(command, workdir)
+def test_readme_command(command, readme, workdir):
+    result, run = readme[command].result, readme[command].folder
+    assert result.returncode == 0, f"{command}\n{result.stderr}"
     if command.startswith("python scripts/train.py"):
-        run = workdir / latest_output(workdir, "runs")
         assert read_json(run / "results.json")["status"] == "ok"
         assert f"run folder: {run.relative_to(workdir)}" in result.stdout
     if command == "python scripts/train.py lr=0.1 iters=500 seed=0":
         assert "Prediction after training: f(5) = 10.000" in result.stdout
     if command.startswith("python scripts/train.py resume="):
-        assert read_json(workdir / latest_output(workdir, "runs") / "results.json")["steps"] == 2000
+        assert read_json(run / "results.json")["steps"] == 2000
     if command.startswith("python scripts/predict.py"):
         assert result.stdout.startswith("f(5) = ")
     if command.startswith("python scripts/tutorial.py"):
         assert "## " in result.stdout
 
 
-def test_readme_ddp_run_equals_the_single_process_run(workdir):
+def test_readme_ddp_run_equals_the_single_process_run(readme, workdir):
     records = [read_json(p) for p in (workdir / "outputs" / "runs").glob("*/*/results.json")]
     single = [r for r in records if r["overrides"] == {"lr": "0.1", "iters": "500", "seed": "0"}]
     ddp = [r for r in records if r["overrides"].get("trainer") == "ddp"]
@@ -65,7 +71,7 @@ def test_readme_ddp_run_equals_the_single_process_run(workdir):
     assert ddp[0]["train_loss"] == pytest.approx(single[0]["train_loss"], rel=1e-4, abs=1e-9)
 
 
-def test_readme_tensorboard_command_serves_the_runs(workdir):
+def test_readme_tensorboard_command_serves_the_runs(readme, workdir):
     with tensorboard_server(workdir / "outputs") as api:
         runs = api("/data/runs")
     assert len([run for run in runs if run.startswith("runs/")]) >= 5

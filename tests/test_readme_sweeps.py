@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import README_COMMANDS, REPO, latest_output, read_json, run_readme_command
+from conftest import README_COMMANDS, REPO, read_json, run_readme_commands
 from hydra import compose, initialize_config_dir
 
 pytestmark = pytest.mark.slow
@@ -20,10 +20,16 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("readme_sweeps")
 
 
+@pytest.fixture(scope="module")
+def readme(workdir):
+    """Every sweep command of the README, run once in its order (summarize.py reads the grid before it)."""
+    return run_readme_commands(SWEEP_COMMANDS, workdir, "multirun")
+
+
 @pytest.mark.parametrize("command", SWEEP_COMMANDS)
-def test_readme_sweep_command(command, workdir):
-    result = run_readme_command(command, workdir)
-    sweep = workdir / latest_output(workdir, "multirun")
+def test_readme_sweep_command(command, readme):
+    result, sweep = readme[command].result, readme[command].folder
+    assert result.returncode == 0, f"{command}\n{result.stderr}"
     assert (sweep / "summary.csv").is_file() and (sweep / "summary.png").is_file()
     if command.startswith("python scripts/train.py -m"):
         assert "sweep summary" in result.stdout
@@ -46,13 +52,13 @@ def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
     raise AssertionError(f"no sweep ran with {command_part}")
 
 
-def test_readme_joblib_sweep_equals_the_sequential_one(workdir):
+def test_readme_joblib_sweep_equals_the_sequential_one(readme, workdir):
     parallel = _sweep_weights(workdir, "hydra/launcher=joblib")
     sequential = _sweep_weights(workdir, "lr=0.001,0.01,0.1,1.0")
     assert len(parallel) == 6 and parallel == {job: sequential[job] for job in parallel}
 
 
-def test_readme_submitit_and_optuna_sweeps_ran_their_engines(workdir):
+def test_readme_submitit_and_optuna_sweeps_ran_their_engines(readme, workdir):
     assert len(_sweep_weights(workdir, "hydra/launcher=submitit_local")) == 2
     (submitit,) = [s for s in (workdir / "outputs" / "multirun").glob("*/*") if (s / ".submitit").is_dir()]
     (optuna,) = (workdir / "outputs" / "multirun").glob("*/*/optimization_results.yaml")

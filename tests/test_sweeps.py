@@ -24,10 +24,13 @@ def summary_rows(sweep_dir):
         return list(csv.DictReader(file))
 
 
+OK_JOBS = ["iters=20,lr=0.01", "iters=20,lr=0.1", "iters=60,lr=0.01", "iters=60,lr=0.1"]
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("grid")
-    result, sweep_dir = sweep(cwd, "lr=0.01,0.1", "iters=20,60")
+    result, sweep_dir = sweep(cwd, "lr=0.01,0.1,1.0", "iters=20,60")  # lr=1.0 diverges at step 17
     assert result.returncode == 0, result.stderr
     return result, sweep_dir
 
@@ -35,8 +38,8 @@ def grid(tmp_path_factory):
 def test_grid_runs_every_job_in_a_folder_named_by_its_overrides(grid):
     _, sweep_dir = grid
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
-    assert jobs == ["iters=20,lr=0.01", "iters=20,lr=0.1", "iters=60,lr=0.01", "iters=60,lr=0.1"]
-    for job in jobs:
+    assert jobs == [f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")]
+    for job in OK_JOBS:
         record = read_json(sweep_dir / job / "results.json")
         assert record["status"] == "ok"
         assert f"iters={record['iters']},lr={record['lr']}" == job
@@ -48,7 +51,8 @@ def test_grid_runs_every_job_in_a_folder_named_by_its_overrides(grid):
 def test_grid_summary_table_best_first_and_plot(grid):
     result, sweep_dir = grid
     rows = summary_rows(sweep_dir)
-    assert len(rows) == 4
+    assert len(rows) == 6
+    assert [row["status"] for row in rows] == ["ok"] * 4 + ["diverged"] * 2  # diverged jobs last
     assert {
         "job",
         "lr",
@@ -63,7 +67,7 @@ def test_grid_summary_table_best_first_and_plot(grid):
         "steps",
         "wall_s",
     } <= rows[0].keys()
-    val_mse = [float(row["val_mse"]) for row in rows]
+    val_mse = [float(row["val_mse"]) for row in rows[:4]]
     assert val_mse == sorted(val_mse)
     assert rows[0]["job"] == "iters=60,lr=0.1"
     assert (sweep_dir / "summary.md").read_text() in result.stdout  # printed when the sweep ends
@@ -87,8 +91,10 @@ def test_summarize_rebuilds_an_interrupted_sweep(grid, tmp_path):
     assert statuses == {
         "iters=20,lr=0.01": "ok",
         "iters=20,lr=0.1": "ok",
+        "iters=20,lr=1.0": "diverged",
         "iters=60,lr=0.01": "running",
         "iters=60,lr=0.1": "missing",
+        "iters=60,lr=1.0": "diverged",
     }
     assert (sweep_dir / "summary.png").is_file()
 
@@ -104,24 +110,21 @@ def test_tensorboard_lists_each_job_with_its_hparams(grid):
         runs = set(api("/data/runs"))
         tags = api("/data/plugin/scalars/tags")
         sessions = hparams_sessions(api)
-    jobs = {"iters=20,lr=0.01", "iters=20,lr=0.1", "iters=60,lr=0.01", "iters=60,lr=0.1"}
+    jobs = {f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")}
     assert jobs <= runs
     assert all("train/loss" in tags[job] for job in jobs)
-    assert set(sessions) == jobs
-    for job, session in sessions.items():
-        record = read_json(sweep_dir / job / "results.json")
+    assert set(sessions) == jobs  # diverged jobs too, with NaN metrics
+    for job in OK_JOBS:
+        session, record = sessions[job], read_json(sweep_dir / job / "results.json")
         assert (session["hparams"]["lr"], session["hparams"]["iters"]) == (record["lr"], record["iters"])
         assert session["metrics"]["hp/val_mse"] == pytest.approx(record["val_mse"], rel=1e-6)
 
 
-def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(tmp_path):
-    result, sweep_dir = sweep(tmp_path, "lr=0.1,1.0", "iters=50")
-    assert result.returncode == 0, result.stderr
-    statuses = {row["job"]: row for row in summary_rows(sweep_dir)}
-    assert statuses["iters=50,lr=1.0"]["status"] == "diverged"
-    assert statuses["iters=50,lr=0.1"]["status"] == "ok"
-    diverged = read_json(sweep_dir / "iters=50,lr=1.0" / "results.json")
-    assert diverged["diverged_at_step"] < 50 and diverged["steps"] == diverged["diverged_at_step"]
+def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(grid):
+    result, sweep_dir = grid  # the sweep exited 0 (the fixture checks it) and ran the jobs after lr=1.0
+    diverged = read_json(sweep_dir / "iters=60,lr=1.0" / "results.json")
+    assert diverged["status"] == "diverged"
+    assert diverged["diverged_at_step"] < 60 and diverged["steps"] == diverged["diverged_at_step"]
     assert diverged["train_loss"] is None  # JSON has no inf: the status says it
     assert "diverged at step" in result.stdout
 

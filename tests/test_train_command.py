@@ -1,10 +1,15 @@
-"""`python scripts/train.py ...` and `python scripts/predict.py ...` as subprocesses into temporary folders, and
-what a real `tensorboard` server shows for the run."""
+"""`python scripts/train.py ...` and `python scripts/predict.py ...` as subprocesses into temporary folders:
+the seed run and what a real `tensorboard` server shows of it, resuming it, and a table of bad inputs."""
+
+import os
+import shutil
 
 import pytest
 import torch
-from conftest import hparams_sessions, read_json, run_command, tensorboard_server
+from conftest import hparams_sessions, read_json, run_command, snapshot, tensorboard_server, train_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+pytestmark = pytest.mark.slow
 
 RESULT_KEYS = {
     "status", "lr", "iters", "steps", "seed", "train_loss", "val_mse", "val_mae", "val_r2",
@@ -71,3 +76,133 @@ def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
     assert session["hparams"]["data"] == "seed"
     assert session["metrics"]["hp/val_mse"] == pytest.approx(0.0, abs=1e-6)
     assert session["metrics"]["hp/val_r2"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_resume_keeps_the_config_it_started_with(tmp_path, seed_run):
+    _, run_dir = seed_run
+    result = train_command(tmp_path, f"resume={run_dir}", "lr=0.5")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: resume: a resumed run keeps the config it started with; only iters may change, not lr"
+    )
+    result = train_command(tmp_path, f"resume={tmp_path}/nope")
+    assert result.returncode == 2 and "is not a run folder" in result.stderr
+
+
+def test_resume_with_more_iters_trains_on(tmp_path, seed_run):
+    _, run_dir = seed_run
+    result = train_command(tmp_path, f"resume={run_dir}", "iters=1200", run_dir=tmp_path / "more")
+    assert result.returncode == 0, result.stderr
+    record = read_json(tmp_path / "more" / "results.json")
+    assert (record["steps"], record["lr"]) == (1200, 0.1)  # the original run's lr, not the default
+
+
+# Bad input, as a user would type it: one clear line, a non-zero exit, and nothing else touched. Every case
+# runs the real command in a subprocess next to an existing run (the seed run), whose files must not change.
+
+CSV_ROWS = "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n6,12\n"
+
+
+class RunsCodeWhenUnpickled:
+    """A checkpoint that would create a file when loaded without weights_only."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def make_inputs(folder, seed_run_dir):
+    """The files the cases refer to, written into `folder`."""
+    files = {
+        "missing": folder / "missing.csv",
+        "empty": folder / "empty.csv",
+        "header_only": folder / "header_only.csv",
+        "ragged": folder / "ragged.csv",
+        "text_cell": folder / "text_cell.csv",
+        "nan": folder / "nan.csv",
+        "inf": folder / "inf.csv",
+        "ok": folder / "ok.csv",
+        "one_row": folder / "one_row.csv",
+        "truncated": folder / "truncated.ckpt",
+        "other_shape": folder / "other_shape.ckpt",
+        "pickle": folder / "pickle.ckpt",
+        "not_ckpt": folder / "notes.ckpt",
+        "marker": folder / "code_ran",
+        "run": seed_run_dir,
+        "evil_run": folder / "evil_run",
+    }
+    files["empty"].write_text("")
+    files["header_only"].write_text("x,y\n")
+    files["ragged"].write_text("x,y\n1,2\n2\n3,6\n")
+    files["text_cell"].write_text("x,y\n1,2\n2,four\n3,6\n")
+    files["nan"].write_text("x,y\n1,2\nnan,4\n3,6\n")
+    files["inf"].write_text("x,y\n1,2\n2,inf\n3,6\n")
+    files["ok"].write_text(CSV_ROWS)
+    files["one_row"].write_text("x,y\n1,2\n")
+    checkpoint = (seed_run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    files["truncated"].write_bytes(checkpoint[: len(checkpoint) // 2])
+    hparams = {"in_features": 1, "out_features": 1, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}
+    state = {"linear.weight": torch.zeros(1, 3), "linear.bias": torch.zeros(1)}
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, files["other_shape"])
+    torch.save({"state_dict": RunsCodeWhenUnpickled(files["marker"]), "hyper_parameters": {}}, files["pickle"])
+    files["not_ckpt"].write_text("these are my notes, not a checkpoint\n")
+    shutil.copytree(seed_run_dir / ".hydra", files["evil_run"] / ".hydra")
+    (files["evil_run"] / "checkpoints").mkdir()
+    shutil.copy(files["pickle"], files["evil_run"] / "checkpoints" / "last.ckpt")
+    return files
+
+
+TRAIN = "scripts/train.py"
+PREDICT = "scripts/predict.py"
+CASES = [
+    # (command, exit code, what the one line says)
+    ([TRAIN, "lr=abc"], 2, "error: lr: 'abc' is not a number; expected a finite number"),
+    ([TRAIN, "lr=-1"], 2, "error: lr: -1 is not allowed; expected a number > 0"),
+    ([TRAIN, "iters=0"], 2, "error: iters: 0 is not allowed; expected a whole number >= 1"),
+    ([TRAIN, "data.batch_size=-4"], 2, "error: data.batch_size: -4 is not allowed; expected a whole number >= 1"),
+    ([TRAIN, "lrr=0.1"], 1, "Could not override 'lrr'"),  # Hydra's own message (several lines)
+    ([TRAIN, "data=csv", "data.path={missing}"], 2, "error: data.path: no such file '{missing}'"),
+    ([TRAIN, "data=csv", "data.path={empty}"], 2, "error: data.path: '{empty}' is empty; expected a header row"),
+    ([TRAIN, "data=csv", "data.path={header_only}"], 2, "has a header but no rows of data"),
+    ([TRAIN, "data=csv", "data.path={ragged}"], 2, "line 3 has 1 cells, expected 2 like the header"),
+    ([TRAIN, "data=csv", "data.path={text_cell}"], 2, "line 3, column 'y': 'four' is not a number"),
+    ([TRAIN, "data=csv", "data.path={nan}"], 2, "line 3, column 'x': nan is not a finite number"),
+    ([TRAIN, "data=csv", "data.path={inf}"], 2, "line 3, column 'y': inf is not a finite number"),
+    ([TRAIN, "data=csv", "data.path={ok}", "data.target=price"], 2, "data.target: no column 'price'"),
+    ([TRAIN, "data=csv", "data.path={one_row}"], 2, "1 rows are too few to split"),
+    ([TRAIN, "resume={run}", "lr=0.5"], 2, "only iters may change, not lr"),
+    ([TRAIN, "resume={evil_run}"], 2, "would run code when loaded, refused by weights_only=True"),
+    ([PREDICT, "{run}", "1,2"], 2, "error: x: '1,2' has 2 value(s); the model expects 1 feature(s) per sample"),
+    ([PREDICT, "{run}", "five"], 2, "error: x: 'five' is not a number"),
+    ([PREDICT, "{truncated}", "5"], 2, "error: checkpoint: cannot load '{truncated}'"),
+    ([PREDICT, "{other_shape}", "5"], 2, "does not fit LinearRegression: Error(s) in loading state_dict"),
+    ([PREDICT, "{pickle}", "5"], 2, "would run code when loaded, refused by weights_only=True"),
+    ([PREDICT, "{not_ckpt}", "5"], 2, "error: checkpoint: cannot load '{not_ckpt}'"),
+    ([PREDICT, "{missing}", "5"], 2, "error: checkpoint: no such file '{missing}'"),
+]
+
+
+@pytest.mark.parametrize(("command", "exit_code", "message"), CASES, ids=[" ".join(c[0][1:]) for c in CASES])
+def test_bad_input(tmp_path, seed_run, command, exit_code, message):
+    _, run_dir = seed_run
+    files = make_inputs(tmp_path, run_dir)
+    command = [part.format(**files) for part in command]
+    message = message.format(**files)
+    before, inputs_before = snapshot(run_dir), snapshot(tmp_path)
+
+    result = run_command(command, cwd=tmp_path)
+
+    assert result.returncode == exit_code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    if exit_code == 2:  # our own errors are one line; Hydra's own parser errors have a few
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not files["marker"].exists(), "the checkpoint's code ran"
+    assert snapshot(run_dir) == before  # the other run is untouched
+    after = snapshot(tmp_path)
+    assert {name: after[name] for name in inputs_before} == inputs_before  # the input files too
+    new = [name for name in after if name not in inputs_before]
+    assert all(name.startswith("outputs/runs/") for name in new)  # at most Hydra's own run folder
+    assert not any(name.endswith((".json", ".ckpt")) or "tfevents" in name for name in new)
