@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import sys
 from pathlib import Path
@@ -21,8 +20,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from linreg.results import RESULTS_FILE, write_atomically
-
-log = logging.getLogger(__name__)
 
 METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
 # Not hyperparameters: which search ran, not what it tried.
