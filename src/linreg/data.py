@@ -47,25 +47,24 @@ class IndexBatches(Sampler):
         data_epoch, self.skip = divmod(step, len(self))
         self.epoch_offset = data_epoch - trainer_epoch
 
-    def _shard_size(self) -> int:
-        lo, hi = self.rank * self.n // self.world_size, (self.rank + 1) * self.n // self.world_size
-        return hi - lo
+    def _shard(self) -> tuple[int, int]:
+        """This rank's equal share of the positions: [start, stop)."""
+        return self.rank * self.n // self.world_size, (self.rank + 1) * self.n // self.world_size
 
     def __len__(self) -> int:
-        return math.ceil(self._shard_size() / self.batch_size)
+        start, stop = self._shard()
+        return math.ceil((stop - start) / self.batch_size)
 
     def __iter__(self) -> Iterator[slice | Tensor]:
         skip, self.skip = self.skip, 0
         return itertools.islice(self._batches(), skip, None)
 
     def _batches(self) -> Iterator[slice | Tensor]:
+        lo, hi = self._shard()
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + self.epoch_offset)
-            order = torch.randperm(self.n, generator=generator)
-            shard = order[self.rank * self.n // self.world_size : (self.rank + 1) * self.n // self.world_size]
-            yield from shard.split(self.batch_size)
+            yield from torch.randperm(self.n, generator=generator)[lo:hi].split(self.batch_size)
         else:
-            lo, hi = self.rank * self.n // self.world_size, (self.rank + 1) * self.n // self.world_size
             for start in range(lo, hi, self.batch_size):
                 yield slice(start, min(start + self.batch_size, hi))
 

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from linreg.results import RESULTS_FILE, write_atomically
+from linreg.results import read_results, write_atomically
 
 METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
 # Not hyperparameters: which search ran, not what it tried.
@@ -39,7 +39,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         if job_dir == sweep_dir:
             continue
         try:
-            record = json.loads((job_dir / RESULTS_FILE).read_text())
+            record = read_results(job_dir)
         except (OSError, json.JSONDecodeError):
             record = {"status": "missing"}
         rows.append({"job": str(job_dir.relative_to(sweep_dir)), **record})
