@@ -41,20 +41,33 @@ def uninterrupted(tmp_path_factory):
     return cwd / "full"
 
 
+def _interrupt_mid_epoch(cwd, signum, attempts=4):
+    """Signals a run while it trains; returns its folder, stdout and results once a stop lands mid-epoch.
+
+    The signal lands at whatever step the run has reached. One stop in 13 falls on an epoch boundary
+    (800 samples / 64 = 13 batches), the easy case for resuming; the run is then repeated so that the
+    hard case, a stop in the middle of an epoch, is the one checked.
+    """
+    for attempt in range(attempts):
+        part_dir = cwd / f"part{attempt}"
+        process = _start(cwd, *MINI_BATCH, f"hydra.run.dir={part_dir}")
+        _wait_for(lambda folder=part_dir: any(folder.glob("events.out.tfevents.*")))  # training has started
+        time.sleep(0.2)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 128 + signum, stderr
+        interrupted = read_json(part_dir / "results.json")
+        if interrupted["steps"] % 13 != 0:
+            return part_dir, stdout, interrupted
+    pytest.fail(f"{attempts} interruptions all stopped on an epoch boundary")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signum, uninterrupted):
 
-    part_dir = tmp_path / "part"
-    process = _start(tmp_path, *MINI_BATCH, f"hydra.run.dir={part_dir}")
-    _wait_for(lambda: any(part_dir.glob("events.out.tfevents.*")))  # training has started
-    time.sleep(0.2)
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signum, stderr
-    interrupted = read_json(part_dir / "results.json")
+    part_dir, stdout, interrupted = _interrupt_mid_epoch(tmp_path, signum)
     assert interrupted["status"] == "interrupted" and interrupted["interrupted_by"] == signum.name
     assert 0 < interrupted["steps"] < 1000
-    assert interrupted["steps"] % 13 != 0  # stopped mid-epoch (800 samples / 64 = 13 batches): the hard case
     assert _state(part_dir)["global_step"] == interrupted["steps"]
     assert f"continue with: python scripts/train.py resume={part_dir.relative_to(tmp_path)}" in stdout
 
