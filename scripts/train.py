@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from linreg.cli import main
+from linreg.cli import main, run_app
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
@@ -12,4 +12,4 @@ def train(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    train()
+    run_app(train)

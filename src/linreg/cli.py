@@ -7,12 +7,16 @@ CSV file fails in a second or two instead of after Lightning's import (several s
 from __future__ import annotations
 
 import math
+import os
+import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -21,6 +25,43 @@ from linreg.errors import InvalidInput
 from linreg.results import split_overrides, write_results
 from linreg.resume import resume_config
 from linreg.sources import load_source
+
+
+def run_app(app: Callable[[], Any]) -> None:
+    """Runs a `@hydra.main` app; a mistyped override or config name ends in one line and exit status 2.
+
+    Hydra prints these errors over several lines and exits with 1. Hydra raises them instead of printing
+    them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to see Hydra's own report.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") is not None:
+        app()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except CompactHydraException as error:  # bad overrides and missing configs, found before any job runs
+        print(f"error: {hydra_error_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
+
+
+_UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")
+
+
+def hydra_error_line(error: CompactHydraException) -> str:
+    """One line from Hydra's message: what is wrong and what is expected instead."""
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        return f"{group}={name}: no such config; expected one of {', '.join(error.options)}"
+    unknown = _UNKNOWN_KEY.match(str(error))
+    if unknown:
+        key, override = unknown["key"], unknown["override"]
+        return (
+            f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them), "
+            f"or +{override} to add a new one"
+        )
+    return "; ".join(line.strip().rstrip(".") for line in str(error).splitlines() if line.strip())
 
 
 def main(cfg: DictConfig) -> float:
