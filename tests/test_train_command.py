@@ -207,3 +207,9 @@ def test_bad_input(tmp_path, seed_run, command, message):
     new = [name for name in after if name not in inputs_before]
     assert all(name.startswith(("outputs/runs/", "outputs/multirun/")) for name in new)  # at most Hydra's folder
     assert not any(name.endswith((".json", ".ckpt")) or "tfevents" in name for name in new)
+
+
+def test_hydra_full_error_shows_hydras_own_report(tmp_path):
+    result = run_command(["scripts/train.py", "lrr=0.1"], cwd=tmp_path, HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "Could not override 'lrr'" in result.stderr
