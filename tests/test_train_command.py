@@ -165,6 +165,7 @@ CASES = [
     ([TRAIN, "lrr=0.1"], "error: lrr: no such key in the config; expected one of its keys"),
     ([TRAIN, "-m", "data=nosuch,seed"], "error: data=nosuch: no such config; expected one of csv,"),
     ([TRAIN, "lr"], "error: Error parsing override 'lr'; missing EQUAL"),
+    ([TRAIN, "lr=${{nosuch}}"], "error: lr: Interpolation key 'nosuch' not found"),
     ([TRAIN, "data=csv", "data.path={missing}"], "error: data.path: no such file '{missing}'"),
     ([TRAIN, "data=csv", "data.path={empty}"], "error: data.path: '{empty}' is empty; expected a header row"),
     ([TRAIN, "data=csv", "data.path={header_only}"], "has a header but no rows of data"),

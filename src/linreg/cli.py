@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from linreg.config import validate
 from linreg.errors import InvalidInput
@@ -72,7 +72,7 @@ def main(cfg: DictConfig) -> float:
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task)  # as typed: `lr=${x}` is not resolved here
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if cfg.get("resume"):

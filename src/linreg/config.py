@@ -10,7 +10,8 @@ import math
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from linreg.errors import InvalidInput
 
@@ -38,6 +39,12 @@ def require_count(key: str, value: object, minimum: int, optional: bool = False)
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a config that cannot describe a run, before anything is loaded, built or written."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. from `iters=${lrr}`, names a real key
+    except InterpolationResolutionError as error:
+        reason = str(error).splitlines()[0]
+        expected = "expected a value, or ${key} naming a key of the config"
+        raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
     require_number("lr", cfg.lr, positive=True)
     require_count("iters", cfg.iters, minimum=1)
     require_count("seed", cfg.seed, minimum=0)
