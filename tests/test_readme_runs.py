@@ -14,7 +14,8 @@ def is_sweep_command(command: str) -> bool:
     return command.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))
 
 
-RUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c)]
+# Each distinct command once: the README shows `python scripts/tutorial.py all` twice.
+RUN_COMMANDS = list(dict.fromkeys(c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c)))
 
 
 def test_the_readme_shows_the_two_setup_commands_first():
