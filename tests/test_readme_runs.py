@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import README_COMMANDS, REPO, read_json, run_readme_commands, tensorboard_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_runs")]  # one worker: shares module fixtures
 
 
 def is_sweep_command(command: str) -> bool:

@@ -6,7 +6,7 @@ import pytest
 from conftest import README_COMMANDS, REPO, read_json, run_readme_commands
 from hydra import compose, initialize_config_dir
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_sweeps")]  # one worker: shares module fixtures
 
 SWEEP_COMMANDS = [
     c

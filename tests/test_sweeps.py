@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, hparams_sessions, read_json, run_command, tensorboard_server, train_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sweeps")]  # one worker: shares module fixtures
 
 
 def sweep(tmp_path, *overrides):

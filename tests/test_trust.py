@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import REPO, read_json, train_command
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trust")]  # one worker: shares module fixtures
 
 MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "model.momentum=0.9", "iters=1000", "seed=0"]
 
