@@ -33,6 +33,8 @@ def test_readme_sweep_command(command, readme):
     assert (sweep / "summary.csv").is_file() and (sweep / "summary.png").is_file()
     if command.startswith("python scripts/train.py -m"):
         assert "sweep summary" in result.stdout
+    if command == "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000":
+        assert result.stdout.strip().splitlines()[-1] == "best by val_mse: iters=1000,lr=0.1 (val_mse = 0)"
 
 
 def test_readme_slurm_command_composes_its_launcher():

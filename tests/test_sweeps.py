@@ -70,7 +70,10 @@ def test_grid_summary_table_best_first_and_plot(grid):
     val_mse = [float(row["val_mse"]) for row in rows[:4]]
     assert val_mse == sorted(val_mse)
     assert rows[0]["job"] == "iters=60,lr=0.1"
-    assert (sweep_dir / "summary.md").read_text() in result.stdout  # printed when the sweep ends
+    summary = (sweep_dir / "summary.md").read_text()
+    assert summary in result.stdout  # printed when the sweep ends
+    best = f"best by val_mse: iters=60,lr=0.1 (val_mse = {float(rows[0]['val_mse']):.8g})"
+    assert summary.splitlines()[-1] == best and result.stdout.strip().splitlines()[-1] == best
     png = (sweep_dir / "summary.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
@@ -144,6 +147,7 @@ def test_an_empty_value_is_refused_with_the_key(tmp_path):
     assert result.returncode == 1
     assert "lr: '' is not a number" in result.stderr
     assert [row["status"] for row in summary_rows(sweep_dir)] == ["failed"]
+    assert (sweep_dir / "summary.md").read_text().endswith("\nbest by val_mse: none, no job finished with a val_mse\n")
 
 
 def test_an_unknown_key_is_refused_before_any_job(tmp_path):

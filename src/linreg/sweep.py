@@ -85,13 +85,22 @@ def markdown(header: list[str], cells: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def best_line(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
+    """The answer the sweep was run for, in one line: which job won, and by how much."""
+    if not ranked or ranked[0].get("status") != "ok" or ranked[0].get(objective) is None:
+        return f"best by {objective}: none, no job finished with a {objective}"
+    best = ranked[0]
+    return f"best by {objective}: {best['job']} ({objective} = {_number(best[objective])})"
+
+
 def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
-    """Write `summary.csv` and `summary.md`; return the markdown table."""
-    header, cells = table(rank(collect(sweep_dir), objective))
+    """Write `summary.csv` and `summary.md` (the table, then the best job); return the markdown."""
+    ranked = rank(collect(sweep_dir), objective)
+    header, cells = table(ranked)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *cells])
     write_atomically(sweep_dir / "summary.csv", buffer.getvalue())
-    text = markdown(header, cells)
+    text = markdown(header, cells) + f"\n{best_line(ranked, objective)}\n"
     write_atomically(sweep_dir / "summary.md", text)
     return text
 
