@@ -69,9 +69,9 @@ def test_synthetic_noise_free_data_is_exactly_linear():
     assert torch.allclose(y[:, 0], x[:, 0] - 3 * x[:, 1] + 0.5, atol=1e-6)
 
 
-def _csv(tmp_path, text):
+def _csv(tmp_path, text: str | bytes):
     path = tmp_path / "data.csv"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return path
 
 
@@ -98,11 +98,21 @@ def test_csv_named_target_and_features(tmp_path):
         ("x,y\n1,2\nnan,4\n", "line 3, column 'x': nan is not a finite number"),
         ("x,y\n1,2\n2,inf\n", "line 3, column 'y': inf is not a finite number"),
         ("x,y\n1,2\n2,4\n", "2 rows are too few"),
+        ("x,x,y\n1,1,2\n", "has the column name\\(s\\) 'x' more than once; expected one name per column"),
+        (b"caf\xe9,y\n1,2\n", "is not UTF-8 text \\(it holds the byte 0xe9\\); expected a CSV text file"),
+        (b"x,y\n1,2\n2,caf\xe9\n", "is not UTF-8 text \\(it holds the byte 0xe9\\)"),
     ],
 )
 def test_bad_csv_is_refused_with_the_reason(tmp_path, text, message):
     with pytest.raises(InvalidInput, match=message):
         CsvData(path=str(_csv(tmp_path, text))).load()
+
+
+def test_csv_from_a_spreadsheet_byte_order_mark_quotes_and_crlf(tmp_path):
+    rows = "".join(f'"{i}","{2 * i}"\r\n' for i in range(20))
+    path = _csv(tmp_path, "\ufeffx,y\r\n" + rows)
+    splits = CsvData(path=str(path), features=["x"], target="y").load()
+    assert torch.equal(splits.train.y, 2 * splits.train.x)
 
 
 def test_missing_csv_column_lists_the_columns(tmp_path):

@@ -125,6 +125,7 @@ def make_inputs(folder, seed_run_dir):
         "inf": folder / "inf.csv",
         "ok": folder / "ok.csv",
         "one_row": folder / "one_row.csv",
+        "latin1": folder / "latin1.csv",
         "truncated": folder / "truncated.ckpt",
         "other_shape": folder / "other_shape.ckpt",
         "pickle": folder / "pickle.ckpt",
@@ -141,6 +142,7 @@ def make_inputs(folder, seed_run_dir):
     files["inf"].write_text("x,y\n1,2\n2,inf\n3,6\n")
     files["ok"].write_text(CSV_ROWS)
     files["one_row"].write_text("x,y\n1,2\n")
+    files["latin1"].write_bytes("prix,y\n1,2\n2,caf\u00e9\n3,6\n".encode("latin-1"))  # a spreadsheet's export
     checkpoint = (seed_run_dir / "checkpoints" / "last.ckpt").read_bytes()
     files["truncated"].write_bytes(checkpoint[: len(checkpoint) // 2])
     hparams = {"in_features": 1, "out_features": 1, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}
@@ -175,6 +177,7 @@ CASES = [
     ([TRAIN, "data=csv", "data.path={inf}"], "line 3, column 'y': inf is not a finite number"),
     ([TRAIN, "data=csv", "data.path={ok}", "data.target=price"], "data.target: no column 'price'"),
     ([TRAIN, "data=csv", "data.path={one_row}"], "1 rows are too few to split"),
+    ([TRAIN, "data=csv", "data.path={latin1}"], "'{latin1}' is not UTF-8 text (it holds the byte 0xe9)"),
     ([TRAIN, "resume={run}", "lr=0.5"], "only iters may change, not lr"),
     ([TRAIN, "resume={evil_run}"], "would run code when loaded, refused by weights_only=True"),
     ([PREDICT, "{run}", "1,2"], "error: x: '1,2' has 2 value(s); the model expects 1 feature(s) per sample"),

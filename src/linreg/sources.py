@@ -132,15 +132,31 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
     """
     if not path.is_file():
         raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
-    with path.open(newline="") as file:
+    try:
+        return _read_table(path)
+    except UnicodeDecodeError as error:  # a spreadsheet saved in another encoding, or not a text file at all
+        raise InvalidInput(
+            f"data.path: '{path}' is not UTF-8 text (it holds the byte {error.object[error.start]:#04x}); "
+            "expected a CSV text file saved as UTF-8"
+        ) from None
+
+
+def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark is no name
         header = next(csv.reader(file), None)
     if not header:
         raise InvalidInput(f"data.path: '{path}' is empty; expected a header row, then rows of numbers")
     header = [name.strip() for name in header]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"data.path: '{path}' has the column name(s) {', '.join(map(repr, repeated))} more than once; "
+            "expected one name per column"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy warns about an empty table; the check below says it better
-        try:
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+        try:  # quotechar: spreadsheets may quote every cell ("1.5"), as the csv module reads them
+            table = np.loadtxt(path, delimiter=",", quotechar='"', skiprows=1, ndmin=2, dtype=np.float64)
         except ValueError:
             table = None
     if table is not None and table.size == 0:
@@ -152,7 +168,7 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
 
 def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
     """Scan the file row by row and raise for the first ragged row, non-number or non-finite number."""
-    with path.open(newline="") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         next(reader)
         for row in reader:
