@@ -1,6 +1,7 @@
 """The config checks: every bad value is refused with one line naming the key, the value and what is expected."""
 
 import pytest
+import torch
 from conftest import compose_config
 
 from linreg.config import validate
@@ -45,3 +46,9 @@ def test_bad_config_is_refused(overrides, message):
 )
 def test_good_config_passes(overrides):
     validate(compose_config(*overrides))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_is_refused():
+    with pytest.raises(InvalidInput, match=r"trainer.accelerator: 'gpu', but torch .* sees no CUDA GPU here"):
+        validate(compose_config("trainer=gpu"))

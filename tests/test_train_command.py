@@ -168,6 +168,7 @@ CASES = [
     ([TRAIN, "-m", "data=nosuch,seed"], "error: data=nosuch: no such config; expected one of csv,"),
     ([TRAIN, "lr"], "error: Error parsing override 'lr'; missing EQUAL"),
     ([TRAIN, "lr=${{nosuch}}"], "error: lr: Interpolation key 'nosuch' not found"),
+    ([TRAIN, "+trainer.precision=banana"], "error: trainer: Lightning's Trainer refused its arguments: Precision"),
     ([TRAIN, "data=csv", "data.path={missing}"], "error: data.path: no such file '{missing}'"),
     ([TRAIN, "data=csv", "data.path={empty}"], "error: data.path: '{empty}' is empty; expected a header row"),
     ([TRAIN, "data=csv", "data.path={header_only}"], "has a header but no rows of data"),

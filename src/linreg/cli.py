@@ -61,7 +61,7 @@ def hydra_error_line(error: CompactHydraException) -> str:
             f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them), "
             f"or +{override} to add a new one"
         )
-    return "; ".join(line.strip().rstrip(".") for line in str(error).splitlines() if line.strip())
+    return "; ".join(line.strip().rstrip(".:") for line in str(error).splitlines() if line.strip())
 
 
 def main(cfg: DictConfig) -> float:

@@ -57,7 +57,19 @@ def validate(cfg: DictConfig) -> None:
     require_count("trainer.val_check_interval", cfg.trainer.val_check_interval, minimum=1)
     if cfg.objective not in OBJECTIVES:
         raise InvalidInput(f"objective: {cfg.objective!r} is not allowed; expected one of {', '.join(OBJECTIVES)}")
+    require_gpu_if_asked(cfg.trainer)
     validate_data(cfg.data)
+
+
+def require_gpu_if_asked(trainer: DictConfig) -> None:
+    """`trainer=gpu` where torch sees no GPU: said at once, not as Lightning's exception after its import."""
+    import torch  # here, not at the top: scripts/summarize.py reads this module and needs no torch
+
+    if trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InvalidInput(
+            f"trainer.accelerator: {trainer.accelerator!r}, but torch {torch.__version__} sees no CUDA GPU here; "
+            "expected a machine with an NVIDIA GPU and a CUDA build of torch, or trainer=cpu"
+        )
 
 
 def validate_data(data: DictConfig) -> None:

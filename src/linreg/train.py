@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg.config import validate
 from linreg.data import RegressionDataModule
+from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
 from linreg.loss_monitor import LossMonitor
 from linreg.model import LinearRegression, load_model
@@ -70,11 +72,11 @@ def train(
         "test_inputs": test_x.tolist(),
         "predictions_before": _predict(model, test_x),
     }
-    if is_global_zero():
-        write_results(run_dir, record)
-
     monitor, interrupt = LossMonitor(), GracefulInterrupt()
-    trainer = _build_trainer(cfg, run_dir, callbacks=[monitor, interrupt])
+    trainer = _build_trainer(cfg, run_dir, callbacks=[monitor, interrupt])  # may refuse a Trainer argument
+    if is_global_zero():
+        write_results(run_dir, record)  # "running": what a killed run leaves behind
+
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Data lives in memory: worker processes would only add start-up time.
@@ -136,15 +138,20 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) 
     trainer_cfg = OmegaConf.to_container(cfg.trainer)
     if trainer_cfg.pop("enable_progress_bar", True):
         callbacks = [*callbacks, StepProgressBar()]
-    return instantiate(
-        trainer_cfg,
-        max_steps=cfg.iters,
-        max_epochs=-1,
-        default_root_dir=str(run_dir),
-        logger=instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-    )
+    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    try:
+        return instantiate(
+            trainer_cfg,
+            max_steps=cfg.iters,
+            max_epochs=-1,
+            default_root_dir=str(run_dir),
+            logger=logger,
+            callbacks=callbacks,
+            enable_progress_bar=False,
+        )
+    except InstantiationException as error:  # any Trainer argument can be set: `+trainer.precision=banana`
+        reason = str(error.__cause__ or error).splitlines()[0]
+        raise InvalidInput(f"trainer: Lightning's Trainer refused its arguments: {reason}") from None
 
 
 def is_global_zero() -> bool:
