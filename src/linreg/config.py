@@ -63,9 +63,11 @@ def validate(cfg: DictConfig) -> None:
 
 def require_gpu_if_asked(trainer: DictConfig) -> None:
     """`trainer=gpu` where torch sees no GPU: said at once, not as Lightning's exception after its import."""
-    import torch  # here, not at the top: scripts/summarize.py reads this module and needs no torch
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return
+    import torch  # only here: a config is checked before torch's import (about 2 s) starts
 
-    if trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise InvalidInput(
             f"trainer.accelerator: {trainer.accelerator!r}, but torch {torch.__version__} sees no CUDA GPU here; "
             "expected a machine with an NVIDIA GPU and a CUDA build of torch, or trainer=cpu"
