@@ -28,8 +28,14 @@ def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return solution[:-1, 0], float(solution[-1, 0])
 
 
-def test_synthetic_data_reaches_the_least_squares_solution(tmp_path):
+@pytest.mark.parametrize(
+    ("precision", "tolerance"),
+    [([], 1e-3), (["+trainer.precision=64-true"], 1e-9)],  # float32, the default; float64: as close as it gets
+    ids=["float32", "float64"],
+)
+def test_synthetic_data_reaches_the_least_squares_solution(tmp_path, precision, tolerance):
     overrides = [
+        *precision,
         "data=synthetic",
         "data.n_features=3",
         "data.noise=0.5",
@@ -44,8 +50,8 @@ def test_synthetic_data_reaches_the_least_squares_solution(tmp_path):
     _, splits = load_source(cfg.data)
     w_star, b_star = _least_squares(splits.train.x.numpy(), splits.train.y.numpy())
     assert not np.allclose(w_star, [1.5, -2.0, 0.5], atol=1e-3)  # noise: the optimum is not the truth
-    np.testing.assert_allclose(record["weight"][0], w_star, atol=1e-3)
-    assert record["bias"][0] == pytest.approx(b_star, abs=1e-3)
+    np.testing.assert_allclose(record["weight"][0], w_star, atol=tolerance)
+    assert record["bias"][0] == pytest.approx(b_star, abs=tolerance)
 
 
 def test_csv_file_reaches_the_least_squares_solution(tmp_path):

@@ -160,8 +160,8 @@ def is_global_zero() -> bool:
 
 
 def _predict(model: LinearRegression, x: torch.Tensor) -> list[list[float]]:
-    with torch.no_grad():
-        return model(x).tolist()
+    with torch.no_grad():  # in the model's dtype: `+trainer.precision=64-true` turns it to float64
+        return model(x.to(model.linear.weight.dtype)).tolist()
 
 
 def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
