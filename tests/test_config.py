@@ -31,6 +31,7 @@ from linreg.errors import InvalidInput
         (["data=synthetic", "data.val_fraction=1.5"], "data.val_fraction: 1.5 is not allowed"),
         (["data=synthetic", "data.val_fraction=0.5", "data.test_fraction=0.5"], "= 1; expected less than 1"),
         (["data=synthetic", "data.n_samples=100000000000"], "data.n_samples: the data needs about"),
+        (["+trainer.max_epochs=3"], "trainer.max_epochs: the run sets it; expected iters=<optimizer steps> instead"),
         (["iters=${lrr}"], "iters: Interpolation key 'lrr' not found; expected a value, or ${key} naming a key"),
     ],
 )

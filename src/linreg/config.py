@@ -57,8 +57,21 @@ def validate(cfg: DictConfig) -> None:
     require_count("trainer.val_check_interval", cfg.trainer.val_check_interval, minimum=1)
     if cfg.objective not in OBJECTIVES:
         raise InvalidInput(f"objective: {cfg.objective!r} is not allowed; expected one of {', '.join(OBJECTIVES)}")
+    for key, instead in TRAINER_KEYS_SET_BY_THE_RUN.items():
+        if key in cfg.trainer:
+            raise InvalidInput(f"trainer.{key}: the run sets it; expected {instead} instead")
     require_gpu_if_asked(cfg.trainer)
     validate_data(cfg.data)
+
+
+# Trainer arguments `linreg.train` passes itself; one given with `+trainer.<key>=...` would be overridden.
+TRAINER_KEYS_SET_BY_THE_RUN = {
+    "max_steps": "iters=<optimizer steps>",
+    "max_epochs": "iters=<optimizer steps>",
+    "default_root_dir": "hydra.run.dir=<folder>",
+    "logger": "logger=tensorboard, csv or none",
+    "callbacks": "a callback added in src/linreg/train.py",
+}
 
 
 def require_gpu_if_asked(trainer: DictConfig) -> None:
