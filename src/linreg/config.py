@@ -116,11 +116,16 @@ def validate_data(data: DictConfig) -> None:
         if not data.path:
             raise InvalidInput("data.path: not set; expected the path of a CSV file, e.g. data.path=my.csv")
         path = Path(data.path).expanduser()
-        if not path.is_file():
-            raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
+        require_csv_file(path)
         # Parsing holds the text's numbers as float64 next to the float32 tensors; a number takes at least
         # two characters ("1,"), so the file's size bounds what the numbers need.
         require_memory("data.path", path.stat().st_size // 2 * BYTES_PER_VALUE)
+
+
+def require_csv_file(path: Path) -> None:
+    """The one message for a missing CSV file, from the config check and from `linreg.sources` alike."""
+    if not path.is_file():
+        raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
 
 
 # float32 X and Y, their train/val/test copies, and a float64 parse or generation buffer: about 4x the data

@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
+from linreg.config import require_csv_file
 from linreg.errors import InvalidInput
 from linreg.tutorial import SEED_TEST_X, SEED_TEST_Y, SEED_X, SEED_Y
 
@@ -130,8 +131,7 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
     numpy's C parser reads the file; only when it refuses the file, or finds a NaN or infinity, does a
     line-by-line scan run to name the line, the column and the cell.
     """
-    if not path.is_file():
-        raise InvalidInput(f"data.path: no such file '{path}'; expected a CSV file with a header row")
+    require_csv_file(path)
     try:
         return _read_table(path)
     except UnicodeDecodeError as error:  # a spreadsheet saved in another encoding, or not a text file at all
