@@ -19,15 +19,15 @@ FEATURES = 8
 
 
 def seconds_for_iters(iters: int, tmp: Path) -> float:
-    record = train(compose(f"iters={iters}", "trainer.enable_progress_bar=false"), tmp / f"iters{iters}")
+    record = train(compose(f"iters={iters}", "~callbacks.progress"), tmp / f"iters{iters}")
     return record["wall_s"]
 
 
 def seconds_for_samples(n_samples: int, tmp: Path) -> float:
     steps = math.ceil((n_samples - 2 * round(0.1 * n_samples)) / 65536)
     overrides = [
-        "data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={FEATURES}", "data.batch_size=65536",
-        f"iters={steps}", "trainer.enable_progress_bar=false", f"trainer.val_check_interval={steps + 1}",
+        "data=synthetic", f"data.source.n_samples={n_samples}", f"data.source.n_features={FEATURES}",
+        "data.batch_size=65536", f"iters={steps}", "~callbacks.progress", f"trainer.val_check_interval={steps + 1}",
     ]  # fmt: skip
     return train(compose(*overrides), tmp / f"samples{n_samples}")["wall_s"]
 

@@ -62,8 +62,8 @@ def project_samples_per_s(n_samples: int, batch_size: int, tmp: Path, *extra: st
     n_train = n_samples - round(0.1 * n_samples) * 2
     steps = math.ceil(n_train / batch_size)
     overrides = [
-        "data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={FEATURES}",
-        f"data.batch_size={batch_size}", f"iters={steps}", "lr=0.01", "trainer.enable_progress_bar=false",
+        "data=synthetic", f"data.source.n_samples={n_samples}", f"data.source.n_features={FEATURES}",
+        f"data.batch_size={batch_size}", f"iters={steps}", "lr=0.01", "~callbacks.progress",
         f"trainer.val_check_interval={steps + 1}", *extra,
     ]  # fmt: skip
     record = train(compose(*overrides), tmp / f"b{batch_size}")
@@ -120,7 +120,7 @@ def run(quick: bool) -> list[Row]:
         )
         steps = math.ceil(n_samples * 0.8 / 65536)
         command = train_command(
-            "data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={FEATURES}",
+            "data=synthetic", f"data.source.n_samples={n_samples}", f"data.source.n_features={FEATURES}",
             "data.batch_size=65536", f"iters={steps}", f"hydra.run.dir={tmp}/memory",
         )  # fmt: skip
         peak = peak_rss_mib(command, REPO)

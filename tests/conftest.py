@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -160,7 +161,7 @@ def run_readme_commands(commands: list[str], cwd: Path, kind: str) -> dict[str, 
             placeholder = f"outputs/{placeholder_kind}/<date>/<time>"
             if placeholder in line:
                 line = line.replace(placeholder, latest_output(cwd, placeholder_kind))
-        result = run_command(line.split()[1:] + SHORTER.get(command, []), cwd=cwd)
+        result = run_command(shlex.split(line)[1:] + SHORTER.get(command, []), cwd=cwd)
         folders = list((cwd / "outputs" / kind).glob("*/*"))
         done[command] = ReadmeRun(result, max(folders) if folders else None)
     return done

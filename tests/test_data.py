@@ -13,7 +13,7 @@ def test_seed_data_is_the_notebooks():
     assert splits.train.x.tolist() == [[1.0], [2.0], [3.0], [4.0]]
     assert splits.train.y.tolist() == [[2.0], [4.0], [6.0], [8.0]]
     assert splits.test.x.tolist() == [[5.0]] and splits.test.y.tolist() == [[10.0]]
-    (batch,) = list(RegressionDataModule(splits, "seed").train_dataloader())
+    (batch,) = list(RegressionDataModule(SeedData()).train_dataloader())
     assert [t.shape for t in batch] == [(4, 1), (4, 1)]  # Y stays (N, 1) for torchmetrics
 
 
@@ -117,5 +117,5 @@ def test_csv_from_a_spreadsheet_byte_order_mark_quotes_and_crlf(tmp_path):
 
 def test_missing_csv_column_lists_the_columns(tmp_path):
     data = CsvData(path=str(_csv(tmp_path, "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n")), features=["z"])
-    with pytest.raises(InvalidInput, match=r"data\.features: no column 'z' .* its columns are x, y"):
+    with pytest.raises(InvalidInput, match=r"data\.source\.features: no column 'z' .* its columns are x, y"):
         data.load()

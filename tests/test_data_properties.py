@@ -35,13 +35,13 @@ SHAPES = st.tuples(st.integers(5, 60), st.integers(2, 5))  # rows, columns (the 
 def test_valid_tables_are_served_whole_every_epoch(tmp_path, table, batch_size, seed):
     path = tmp_path / "table.csv"
     _write_csv(path, table)
-    splits = CsvData(path=str(path)).load()
+    datamodule = RegressionDataModule(CsvData(path=str(path)), batch_size=batch_size, shuffle_seed=seed)
+    splits = datamodule.splits
     assert len(splits.train) + len(splits.val) + len(splits.test) == len(table)
     served = torch.cat([torch.cat([part.x, part.y], dim=1) for part in (splits.train, splits.val, splits.test)])
     rows = sorted(map(tuple, served.tolist()))
     assert rows == sorted(map(tuple, torch.from_numpy(table).tolist()))  # every row once, values exact
 
-    datamodule = RegressionDataModule(splits, "csv", batch_size=batch_size, shuffle_seed=seed)
     loader = datamodule.train_dataloader()
     for epoch in range(2):
         loader.sampler.set_epoch(epoch)

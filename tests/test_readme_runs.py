@@ -1,11 +1,12 @@
 """The README's commands for single runs, run as a user would, in the order the README shows them."""
 
 import json
+import re
 import subprocess
 
 import numpy as np
 import pytest
-from conftest import README_COMMANDS, REPO, read_json, run_readme_commands, tensorboard_server
+from conftest import README_COMMANDS, README_TEXT, REPO, read_json, run_readme_commands, tensorboard_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_runs")]  # one worker: shares module fixtures
 
@@ -29,6 +30,15 @@ def test_every_readme_command_is_covered():
     assert set(README_COMMANDS) <= set(RUN_COMMANDS) | set(sweeps) | others
 
 
+def test_the_readme_model_example_is_the_shipped_code():
+    """ "Your own model" shows the MLP's class and YAML file as they are in the project, not a drifted copy."""
+    section = README_TEXT.split("## Your own model")[1].split("\n## ")[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (config,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert code in (REPO / "src" / "linreg" / "models.py").read_text()
+    assert config in (REPO / "conf" / "model" / "mlp.yaml").read_text()
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("readme_runs")
@@ -50,10 +60,17 @@ def test_readme_command(command, readme, workdir):
     result, run = readme[command].result, readme[command].folder
     assert result.returncode == 0, f"{command}\n{result.stderr}"
     if command.startswith("python scripts/train.py"):
-        assert read_json(run / "results.json")["status"] == "ok"
+        record = read_json(run / "results.json")
+        assert record["status"] == ("stopped" if "EarlyStopping" in command else "ok")
         assert f"run folder: {run.relative_to(workdir)}" in result.stdout
     if command == "python scripts/train.py lr=0.1 iters=500 seed=0":
         assert "Prediction after training: f(5) = 10.000" in result.stdout
+    if "EarlyStopping" in command:
+        assert record["stopped_by"] == "EarlyStopping" and record["steps"] < 1000
+    if command.startswith("python scripts/train.py model=mlp"):
+        assert (record["model"], record["optimizer"]) == ("MLPRegression", "Adam") and "weight" not in record
+    if "logger=[tensorboard,csv]" in command:
+        assert (run / "metrics.csv").is_file() and list(run.glob("events.out.tfevents.*"))
     if command.startswith("python scripts/train.py resume="):
         assert read_json(run / "results.json")["steps"] == 2000
     if command.startswith("python scripts/predict.py"):

@@ -1,5 +1,6 @@
 """The README's sweep commands, run as a user would, in the order the README shows them."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,14 @@ def test_readme_sweep_command(command, readme):
     assert (sweep / "summary.csv").is_file() and (sweep / "summary.png").is_file()
     if command.startswith("python scripts/train.py -m"):
         assert "sweep summary" in result.stdout
+    if command == "python scripts/train.py -m model=linear,mlp optimizer=sgd,adam lr=0.01,0.1":
+        with (sweep / "summary.csv").open() as file:
+            rows = list(csv.DictReader(file))
+        jobs = {(row["model"], row["optimizer"], row["lr"]) for row in rows}
+        assert len(rows) == 8 and {(m, o) for m, o, _ in jobs} == {
+            (m, o) for m in ("LinearRegression", "MLPRegression") for o in ("SGD", "Adam")
+        }
+        assert all(bool(row["w"]) == (row["model"] == "LinearRegression") for row in rows)  # w only where linear
     if command == "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000":
         assert result.stdout.strip().splitlines()[-1] == "best by val_mse: iters=1000,lr=0.1 (val_mse = 0)"
 

@@ -6,10 +6,10 @@ import pytest
 from conftest import compose_config
 
 from linreg import tutorial
-from linreg.sources import load_source
+from linreg.targets import build
 from linreg.train import train
 
-QUIET = ("logger=none", "trainer.enable_progress_bar=false")
+QUIET = ("logger=none", "~callbacks.progress")
 
 
 @pytest.mark.parametrize(("lr", "iters", "seed"), [(0.001, 1000, 42), (0.01, 300, 0), (0.05, 50, 123)])
@@ -37,17 +37,17 @@ def test_synthetic_data_reaches_the_least_squares_solution(tmp_path, precision, 
     overrides = [
         *precision,
         "data=synthetic",
-        "data.n_features=3",
-        "data.noise=0.5",
-        "data.weight=[1.5,-2.0,0.5]",
-        "data.bias=0.3",
+        "data.source.n_features=3",
+        "data.source.noise=0.5",
+        "data.source.weight=[1.5,-2.0,0.5]",
+        "data.source.bias=0.3",
         "lr=0.1",
         "iters=1500",
         *QUIET,
     ]
     cfg = compose_config(*overrides)
     record = train(cfg, tmp_path)
-    _, splits = load_source(cfg.data)
+    splits = build("data", cfg.data).splits
     w_star, b_star = _least_squares(splits.train.x.numpy(), splits.train.y.numpy())
     assert not np.allclose(w_star, [1.5, -2.0, 0.5], atol=1e-3)  # noise: the optimum is not the truth
     np.testing.assert_allclose(record["weight"][0], w_star, atol=tolerance)
@@ -60,9 +60,9 @@ def test_csv_file_reaches_the_least_squares_solution(tmp_path):
     y = x @ np.array([[3.0], [-1.0]]) + 0.5 + rng.normal(scale=0.2, size=(200, 1))
     path = tmp_path / "points.csv"
     np.savetxt(path, np.hstack([x, y]), delimiter=",", header="a,b,target", comments="")
-    cfg = compose_config("data=csv", f"data.path={path}", "lr=0.1", "iters=1500", *QUIET)
+    cfg = compose_config("data=csv", f"data.source.path={path}", "lr=0.1", "iters=1500", *QUIET)
     record = train(cfg, tmp_path / "run")
-    _, splits = load_source(cfg.data)
+    splits = build("data", cfg.data).splits
     w_star, b_star = _least_squares(splits.train.x.numpy(), splits.train.y.numpy())
     np.testing.assert_allclose(record["weight"][0], w_star, atol=1e-3)
     assert record["bias"][0] == pytest.approx(b_star, abs=1e-3)

@@ -135,9 +135,9 @@ def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(grid):
 def test_a_failing_job_is_listed_and_the_sweep_exits_non_zero(tmp_path):
     good = tmp_path / "good.csv"
     good.write_text("x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(10)))
-    result, sweep_dir = sweep(tmp_path, "data=csv", f"data.path={good},{tmp_path}/missing.csv")
+    result, sweep_dir = sweep(tmp_path, "data=csv", f"data.source.path={good},{tmp_path}/missing.csv")
     assert result.returncode == 1
-    assert "data.path: no such file" in result.stderr and "1 of 2 jobs did not finish" in result.stderr
+    assert "data.source.path: no such file" in result.stderr and "1 of 2 jobs did not finish" in result.stderr
     statuses = sorted(row["status"] for row in summary_rows(sweep_dir))
     assert statuses == ["failed", "ok"]
 

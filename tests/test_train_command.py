@@ -128,6 +128,7 @@ def make_inputs(folder, seed_run_dir):
         "latin1": folder / "latin1.csv",
         "truncated": folder / "truncated.ckpt",
         "other_shape": folder / "other_shape.ckpt",
+        "foreign_class": folder / "foreign_class.ckpt",
         "pickle": folder / "pickle.ckpt",
         "not_ckpt": folder / "notes.ckpt",
         "marker": folder / "code_ran",
@@ -145,10 +146,14 @@ def make_inputs(folder, seed_run_dir):
     files["latin1"].write_bytes("prix,y\n1,2\n2,caf\u00e9\n3,6\n".encode("latin-1"))  # a spreadsheet's export
     checkpoint = (seed_run_dir / "checkpoints" / "last.ckpt").read_bytes()
     files["truncated"].write_bytes(checkpoint[: len(checkpoint) // 2])
-    hparams = {"in_features": 1, "out_features": 1, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}
-    state = {"linear.weight": torch.zeros(1, 3), "linear.bias": torch.zeros(1)}
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, files["other_shape"])
-    torch.save({"state_dict": RunsCodeWhenUnpickled(files["marker"]), "hyper_parameters": {}}, files["pickle"])
+    linear = {
+        "hyper_parameters": {"in_features": 1, "out_features": 1},
+        "model_class": "linreg.models.LinearRegression",
+    }
+    state = {"network.weight": torch.zeros(1, 3), "network.bias": torch.zeros(1)}
+    torch.save({"state_dict": state, **linear}, files["other_shape"])
+    torch.save({**linear, "state_dict": state, "model_class": "pathlib.Path.touch"}, files["foreign_class"])
+    torch.save({**linear, "state_dict": RunsCodeWhenUnpickled(files["marker"])}, files["pickle"])
     files["not_ckpt"].write_text("these are my notes, not a checkpoint\n")
     shutil.copytree(seed_run_dir / ".hydra", files["evil_run"] / ".hydra")
     (files["evil_run"] / "checkpoints").mkdir()
@@ -168,25 +173,36 @@ CASES = [
     ([TRAIN, "-m", "data=nosuch,seed"], "error: data=nosuch: no such config; expected one of csv,"),
     ([TRAIN, "lr"], "error: Error parsing override 'lr'; missing EQUAL"),
     ([TRAIN, "lr=${{nosuch}}"], "error: lr: Interpolation key 'nosuch' not found"),
-    ([TRAIN, "+trainer.precision=banana"], "error: trainer: Lightning's Trainer refused its arguments: Precision"),
-    ([TRAIN, "data=csv", "data.path={missing}"], "error: data.path: no such file '{missing}'"),
-    ([TRAIN, "data=csv", "data.path={empty}"], "error: data.path: '{empty}' is empty; expected a header row"),
-    ([TRAIN, "data=csv", "data.path={header_only}"], "has a header but no rows of data"),
-    ([TRAIN, "data=csv", "data.path={ragged}"], "line 3 has 1 cells, expected 2 like the header"),
-    ([TRAIN, "data=csv", "data.path={text_cell}"], "line 3, column 'y': 'four' is not a number"),
-    ([TRAIN, "data=csv", "data.path={nan}"], "line 3, column 'x': nan is not a finite number"),
-    ([TRAIN, "data=csv", "data.path={inf}"], "line 3, column 'y': inf is not a finite number"),
-    ([TRAIN, "data=csv", "data.path={ok}", "data.target=price"], "data.target: no column 'price'"),
-    ([TRAIN, "data=csv", "data.path={one_row}"], "1 rows are too few to split"),
-    ([TRAIN, "data=csv", "data.path={latin1}"], "'{latin1}' is not UTF-8 text (it holds the byte 0xe9)"),
+    ([TRAIN, "data._target_=pathlib.Path.touch"], "error: data._target_: 'pathlib.Path.touch' is not an allowed"),
+    ([TRAIN, "+model.colour=red"], "error: model: linreg.models.LinearRegression refused its arguments: Linear"),
+    ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer: torch.optim.SGD refused its arguments: Invalid momentum"),
+    ([TRAIN, "model=mlp", "model.activation=swish"], "error: model.activation: 'swish' is not allowed; expected one"),
+    ([TRAIN, "+trainer.precision=banana"], "error: trainer: lightning.Trainer refused its arguments: Precision"),
+    ([TRAIN, "data=csv", "data.source.path={missing}"], "error: data.source.path: no such file '{missing}'"),
+    (
+        [TRAIN, "data=csv", "data.source.path={empty}"],
+        "error: data.source.path: '{empty}' is empty; expected a header row",
+    ),
+    ([TRAIN, "data=csv", "data.source.path={header_only}"], "has a header but no rows of data"),
+    ([TRAIN, "data=csv", "data.source.path={ragged}"], "line 3 has 1 cells, expected 2 like the header"),
+    ([TRAIN, "data=csv", "data.source.path={text_cell}"], "line 3, column 'y': 'four' is not a number"),
+    ([TRAIN, "data=csv", "data.source.path={nan}"], "line 3, column 'x': nan is not a finite number"),
+    ([TRAIN, "data=csv", "data.source.path={inf}"], "line 3, column 'y': inf is not a finite number"),
+    ([TRAIN, "data=csv", "data.source.path={ok}", "data.source.target=price"], "data.source.target: no column 'price'"),
+    ([TRAIN, "data=csv", "data.source.path={one_row}"], "1 rows are too few to split"),
+    ([TRAIN, "data=csv", "data.source.path={latin1}"], "'{latin1}' is not UTF-8 text (it holds the byte 0xe9)"),
     ([TRAIN, "resume={run}", "lr=0.5"], "only iters may change, not lr"),
     ([TRAIN, "resume={evil_run}"], "would run code when loaded, refused by weights_only=True"),
     ([PREDICT, "{run}", "1,2"], "error: x: '1,2' has 2 value(s); the model expects 1 feature(s) per sample"),
     ([PREDICT, "{run}", "five"], "error: x: 'five' is not a number"),
     ([PREDICT, "{truncated}", "5"], "error: checkpoint: cannot load '{truncated}'"),
     ([PREDICT, "{other_shape}", "5"], "does not fit LinearRegression: Error(s) in loading state_dict"),
+    (
+        [PREDICT, "{foreign_class}", "5"],
+        "error: checkpoint: model_class: 'pathlib.Path.touch' is not an allowed target",
+    ),
     ([PREDICT, "{pickle}", "5"], "would run code when loaded, refused by weights_only=True"),
-    ([PREDICT, "{not_ckpt}", "5"], "error: checkpoint: cannot load '{not_ckpt}'"),
+    ([PREDICT, "{not_ckpt}", "5"], "error: checkpoint: cannot load '{not_ckpt}': it is not a PyTorch checkpoint"),
     ([PREDICT, "{missing}", "5"], "error: checkpoint: no such file '{missing}'"),
 ]
 

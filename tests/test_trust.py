@@ -1,5 +1,6 @@
 """Runs you can trust: interruption and resume, determinism, atomic results, killed jobs."""
 
+import csv
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from conftest import REPO, read_json, train_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trust")]  # one worker: shares module fixtures
 
-MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "model.momentum=0.9", "iters=1000", "seed=0"]
+MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "optimizer.momentum=0.9", "iters=1000", "seed=0"]
 
 
 def _start(cwd, *overrides):
@@ -118,9 +119,8 @@ def test_a_killed_job_leaves_whole_files_and_the_summary_marks_it(tmp_path):
         [sys.executable, str(REPO / "scripts" / "summarize.py"), str(sweep_dir)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    statuses = {
-        row.split(",")[0]: row.split(",")[2] for row in (sweep_dir / "summary.csv").read_text().splitlines()[1:]
-    }
+    with (sweep_dir / "summary.csv").open() as file:
+        statuses = {row["job"]: row["status"] for row in csv.DictReader(file)}
     assert statuses == {"iters=5": "ok", "iters=100000": "running"}
 
 

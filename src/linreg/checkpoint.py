@@ -1,23 +1,30 @@
-"""Reading a run's checkpoint safely, without Lightning: for `predict.py` and before a resume.
+"""Loading a trained model from its checkpoint safely: for `predict.py` and for evaluation.
 
 Every load uses `torch.load(weights_only=True)`, which unpickles tensors and plain containers only: a file
-whose pickle would run code is refused before any of it runs. A damaged file, a file that is not a
-checkpoint, or one whose weights do not fit its own hyperparameters is refused with one clear line.
+whose pickle would run code is refused before any of it runs. The model is rebuilt through the class the run
+recorded (`model_class`, written by `Regression.on_save_checkpoint`), if that class is allowed
+(`linreg.targets`), from the checkpoint's hyperparameters. A damaged file, a file that is not a checkpoint,
+or one whose weights do not fit its own hyperparameters is refused with one clear line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from linreg.errors import InvalidInput
+from linreg.targets import allowed_class
+
+if TYPE_CHECKING:
+    from linreg.models import Regression
+
+REQUIRED_KEYS = {"state_dict", "hyper_parameters", "model_class"}
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's dict, holding at least `state_dict` and `hyper_parameters`."""
+    """The checkpoint's dict, holding at least `state_dict`, `hyper_parameters` and `model_class`."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"checkpoint: no such file '{path}'; expected a .ckpt file written by a training run")
@@ -25,27 +32,30 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError...: whatever the damage
         message = str(error).strip()
-        if "Unsupported global" in message or "weights_only" in message:
+        with path.open("rb") as file:
+            start = file.read(4)
+        if "unsupported global" in message.lower():
             reason = "it holds objects that would run code when loaded, refused by weights_only=True"
+        elif not start.startswith((b"PK\x03\x04", b"\x80")):  # torch.save writes a zip archive (old: a pickle)
+            reason = "it is not a PyTorch checkpoint (neither a zip archive nor a pickle)"
         else:
             reason = message.splitlines()[0] if message else type(error).__name__
-        raise InvalidInput(f"checkpoint: cannot load '{path}': {reason}") from None
-    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
-        raise InvalidInput(f"checkpoint: '{path}' is not a checkpoint of this project's LinearRegression")
+        raise InvalidInput(f"checkpoint: cannot load '{path}': {reason}; expected a .ckpt written by a run") from None
+    if not isinstance(checkpoint, dict) or not checkpoint.keys() >= REQUIRED_KEYS:
+        raise InvalidInput(
+            f"checkpoint: '{path}' is not a checkpoint of this project; expected one holding {sorted(REQUIRED_KEYS)}"
+        )
     return checkpoint
 
 
-def linear_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> nn.Linear:
-    """The trained `nn.Linear` (the LightningModule's `linear`), shaped by the checkpoint's hyperparameters."""
-    hparams = checkpoint["hyper_parameters"]
-    prefix = "linear."
-    state = {
-        key.removeprefix(prefix): value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)
-    }
+def load_model(path: str | Path) -> Regression:
+    """The trained model in a checkpoint file, in eval mode, built by the class the run recorded."""
+    checkpoint = read_checkpoint(path)
+    model_class = allowed_class("checkpoint: model_class", checkpoint["model_class"])
     try:
-        linear = nn.Linear(int(hparams["in_features"]), int(hparams["out_features"]))
-        linear.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        model = model_class(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0]
-        raise InvalidInput(f"checkpoint: '{path}' does not fit LinearRegression: {first_line}") from None
-    return linear
+        raise InvalidInput(f"checkpoint: '{path}' does not fit {model_class.__name__}: {first_line}") from None
+    return model.eval()

@@ -1,8 +1,7 @@
 """What `python scripts/train.py ...` does around a run: errors as one line, the summary, the objective.
 
-Imports follow the checks: the config is checked before torch is imported (`linreg.resume`,
-`linreg.sources`), and the data read before Lightning is (`linreg.train`). A mistyped value fails in under
-a second and a broken CSV file in about three, instead of after Lightning's import (several seconds here).
+Lightning is imported (by `linreg.train`) only once Hydra has composed the config, so a mistyped key or
+config name fails at once, without paying for that import.
 """
 
 from __future__ import annotations
@@ -12,18 +11,20 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.config import validate
 from linreg.errors import InvalidInput
-from linreg.results import split_overrides, write_results
+from linreg.results import FINISHED, split_overrides, write_results
+from linreg.targets import refuse_unallowed_targets
 
 
 def run_app(app: Callable[[], Any]) -> None:
@@ -32,6 +33,11 @@ def run_app(app: Callable[[], Any]) -> None:
     Hydra prints these errors over several lines and exits with 1. Hydra raises them instead of printing
     them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to see Hydra's own report.
     """
+    try:
+        refuse_unallowed_override_targets(sys.argv[1:])
+    except InvalidInput as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     if os.environ.get("HYDRA_FULL_ERROR") is not None:
         app()
         return
@@ -43,6 +49,25 @@ def run_app(app: Callable[[], Any]) -> None:
         sys.exit(2)
     finally:
         del os.environ["HYDRA_FULL_ERROR"]
+
+
+def refuse_unallowed_override_targets(args: Sequence[str]) -> None:
+    """A `_target_` typed on the command line, checked before Hydra composes anything.
+
+    `linreg.config.check` sees the run's config; this sees `hydra.*` overrides too, such as a callback that
+    Hydra itself would build before any job starts. Overrides Hydra cannot parse are left to its own report.
+    """
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except Exception:  # Hydra says what is wrong with the syntax, as one line (`run_app`)
+        return
+    for override in overrides:
+        value = override.value()
+        for item in value.list if isinstance(value, ChoiceSweep) else [value]:
+            key = override.get_key_element().lstrip("+~")
+            if key.endswith("_target_"):
+                item, key = {"_target_": item}, key.removesuffix("_target_").rstrip(".")
+            refuse_unallowed_targets(item, key)
 
 
 _UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")
@@ -74,22 +99,14 @@ def main(cfg: DictConfig) -> float:
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task)  # as typed: `lr=${x}` is not resolved here
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        if cfg.get("resume"):
-            from linreg.resume import resume_config  # imports torch: see the module doc for the order
-
-            cfg = resume_config(cfg, overrides)
-        validate(cfg)
-        if multirun and "ddp" in str(cfg.trainer.get("strategy", "")):
+        if multirun and "ddp" in str(OmegaConf.select(cfg, "trainer.strategy", default="")):
             raise InvalidInput(
                 "trainer=ddp: DDP cannot run inside a multirun (its workers re-run the command line, "
                 "Lightning #11300); start each DDP run as its own single run"
             )
-        from linreg.sources import load_source  # imports torch
+        from linreg.train import is_global_zero, train  # imports Lightning: only once Hydra has parsed the command
 
-        loaded = load_source(cfg.data)
-        from linreg.train import is_global_zero, train  # imports Lightning
-
-        record = train(cfg, run_dir, overrides, loaded)
+        record = train(cfg, run_dir, overrides)
     except InvalidInput as error:
         if not multirun:
             print(f"error: {error}", file=sys.stderr)
@@ -107,18 +124,20 @@ def main(cfg: DictConfig) -> float:
 def objective(record: dict[str, Any], name: str) -> float:
     """The number a sweeper minimises: +inf for a run that diverged or failed, so a search moves on."""
     value = record.get(name)
-    return float(value) if record.get("status") == "ok" and value is not None else math.inf
+    return float(value) if record.get("status") in FINISHED and value is not None else math.inf
 
 
 def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
-    """What the terminal shows at the end: the notebook's f(5) lines, the learned parameters, the loss."""
+    """What the terminal shows at the end: the notebook's f(5) lines, a linear model's w and b, the loss."""
     x = record["test_inputs"][0]
     label = f"{x[0]:g}" if len(x) == 1 else "[" + ", ".join(f"{v:g}" for v in x) + "]"
     lines = [
         f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
         f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
-        f"w = {_fmt(record['weight'])}, b = {_fmt(record['bias'])}",
     ]
+    learned = [f"{short} = {_fmt(record[key])}" for key, short in (("weight", "w"), ("bias", "b")) if key in record]
+    if learned:  # a linear model's learned parameters; other models have none worth printing
+        lines.append(", ".join(learned))
     if record["status"] == "interrupted":
         lines.append(
             f"interrupted by {record['interrupted_by']} at step {record['steps']} of {record['iters']}; "
@@ -130,6 +149,8 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
             f"try a smaller lr than {record['lr']}"
         )
     else:
+        if record["status"] == "stopped":
+            lines.append(f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}")
         val_r2 = "n/a" if record["val_r2"] is None else f"{record['val_r2']:.4f}"
         lines.append(
             f"final train loss {record['train_loss']:.8f}, val mse {record['val_mse']:.8f}, val r2 {val_r2} "

@@ -1,4 +1,4 @@
-"""The LightningDataModule that serves a source's in-memory X/Y tensors (see `linreg.sources`).
+"""The LightningDataModule (the `data` config group): a source's in-memory X/Y tensors, served in batches.
 
 Batches are cut with one index operation per batch (a slice, or one fancy-index when shuffled) instead of
 `DataLoader(TensorDataset(...))`'s sample-by-sample indexing and collating, which is several times slower.
@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from linreg.sources import Split, Splits
+from linreg.config import require_count
+from linreg.errors import InvalidInput
+from linreg.sources import Source, Split, Splits
 
 
 class IndexBatches(Sampler):
@@ -86,19 +88,35 @@ class InMemoryDataset(Dataset):
 
 
 class RegressionDataModule(L.LightningDataModule):
-    """Serves train/val/test splits held in memory.
+    """Serves the train/val/test splits of a `source` (`linreg.sources`), held in memory.
 
     `batch_size=None` is the full batch (the notebook's gradient descent); an integer gives mini-batches,
-    reshuffled every epoch unless `shuffle=False` (then served in order, as views: no copy). Under DDP each
-    rank serves its own equal shard, so `use_distributed_sampler` stays off.
+    reshuffled every epoch from `shuffle_seed` unless `shuffle=False` (then served in order, as views: no
+    copy). Under DDP each rank serves its own equal shard, so `use_distributed_sampler` stays off.
     """
 
     def __init__(
-        self, splits: Splits, name: str, batch_size: int | None = None, shuffle: bool = True, shuffle_seed: int = 0
+        self, source: Source, batch_size: int | None = None, shuffle: bool = True, shuffle_seed: int = 0
     ) -> None:
         super().__init__()
-        self.splits, self.name = splits, name
+        require_count("data.batch_size", batch_size, minimum=1, optional=True)
+        if not isinstance(shuffle, bool):
+            raise InvalidInput(f"data.shuffle: {shuffle!r} is not allowed; expected true or false")
+        require_count("data.shuffle_seed", shuffle_seed, minimum=0)
+        self.source = source
         self.batch_size, self.shuffle, self.shuffle_seed = batch_size, shuffle, shuffle_seed
+        self._splits: Splits | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def splits(self) -> Splits:
+        """The source's data, read on first use: a CSV file is parsed once per run, whatever asks first."""
+        if self._splits is None:
+            self._splits = self.source.load()
+        return self._splits
 
     @property
     def n_features(self) -> int:

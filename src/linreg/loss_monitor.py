@@ -35,5 +35,6 @@ class LossMonitor(L.Callback):
         if not math.isfinite(loss):
             self.diverged_at_step = step
             trainer.should_stop = True
-        if trainer.logger is not None and (step % trainer.log_every_n_steps == 0 or step == 1):
-            trainer.logger.log_metrics({"train/loss": loss}, step=step)
+        if step % trainer.log_every_n_steps == 0 or step == 1:
+            for logger in trainer.loggers:
+                logger.log_metrics({"train/loss": loss}, step=step)

@@ -1,6 +1,7 @@
 """Predictions from a trained run: `python scripts/predict.py <run folder or .ckpt> 5 6`.
 
-Only torch is imported, not Lightning: the trained `nn.Linear` is all a prediction needs.
+The model is rebuilt through the class its run recorded (`linreg.checkpoint.load_model`), so any model
+trained here predicts: the notebook's linear one, the MLP, or one of yours.
 
 Each input is one sample: a number, or comma-separated numbers for a model with several features.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from linreg.checkpoint import linear_from_checkpoint, read_checkpoint
+from linreg.checkpoint import load_model
 from linreg.errors import InvalidInput
 from linreg.results import CHECKPOINT
 
@@ -51,13 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = checkpoint_path(args.checkpoint)
-        model = linear_from_checkpoint(read_checkpoint(path), path)
-        x = parse_inputs(args.x, model.in_features)
+        model = load_model(path)
+        x = parse_inputs(args.x, model.hparams.in_features)
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     with torch.no_grad():
-        y = model(x)
+        y = model(x.to(model.dtype))
     for text, prediction in zip(args.x, y.tolist(), strict=True):
         values = ", ".join(f"{value:.3f}" for value in prediction)
         print(f"f({text}) = {values}")

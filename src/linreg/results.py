@@ -16,6 +16,8 @@ from typing import Any
 
 RESULTS_FILE = "results.json"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the run's last state: weights, optimizer, loop counters
+# Runs whose metrics are final: trained to `iters`, or ended early on purpose (early stopping, max_time).
+FINISHED = ("ok", "stopped")
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:

@@ -2,6 +2,8 @@
 
 The run goes on with the config it started with, read from its `.hydra/config.yaml`; only `iters` may be
 given anew (to train longer). Its results go into a new run folder: the old one is never overwritten.
+The saved config is input like the command line: `linreg.config.check` refuses a `_target_` outside the
+allowlist before the checkpoint is opened or anything is built.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from linreg.checkpoint import read_checkpoint
 from linreg.errors import InvalidInput
 from linreg.results import CHECKPOINT
 
@@ -32,7 +33,6 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         raise InvalidInput(
             f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
         )
-    read_checkpoint(run_dir / CHECKPOINT)  # an unsafe or damaged file is refused now, before anything runs
     resumed = OmegaConf.load(saved)
     with open_dict(resumed):
         resumed.resume = str(run_dir)

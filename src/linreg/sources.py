@@ -1,9 +1,9 @@
 """Where the regression's X/Y tensors come from: the notebook's four points, synthetic data, a CSV file.
 
-Each source's `load()` returns train/val/test `Splits` held in memory. Every tensor is float32 and 2-D, Y too:
-(N, 1), not (N,), because torchmetrics refuses predictions (N, 1) against targets (N,). This module needs
-torch and numpy only, not Lightning, so a bad CSV file is refused within seconds of the command starting.
-The keys are checked by `linreg.config.validate`; only what needs the data itself is checked here.
+A source is the `source` component of the `data` config group (`conf/data/`): each class checks its own keys
+when it is built, and what needs the data itself when `load()` reads it. `load()` returns train/val/test
+`Splits` held in memory. Every tensor is float32 and 2-D, Y too: (N, 1), not (N,), because torchmetrics
+refuses predictions (N, 1) against targets (N,). This module needs torch and numpy only, not Lightning.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 from torch import Tensor
 
-from linreg.config import require_csv_file
+from linreg.config import BYTES_PER_VALUE, require_count, require_memory, require_number
 from linreg.errors import InvalidInput
 from linreg.tutorial import SEED_TEST_X, SEED_TEST_Y, SEED_X, SEED_Y
 
@@ -42,6 +41,27 @@ class Splits:
     train: Split
     val: Split
     test: Split
+
+
+class Source(Protocol):
+    """Where a run's data comes from; `name` is what results.json and the HPARAMS tab call it."""
+
+    name: str
+
+    def load(self) -> Splits: ...
+
+
+def require_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Validation and test fractions that leave rows for training."""
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        require_number(f"data.source.{key}", value)
+        if not 0 < value < 1:
+            raise InvalidInput(f"data.source.{key}: {value} is not allowed; expected a number between 0 and 1")
+    if val_fraction + test_fraction >= 1:
+        raise InvalidInput(
+            f"data.source.val_fraction + data.source.test_fraction = {val_fraction + test_fraction:g}; "
+            "expected less than 1, to leave rows for training"
+        )
 
 
 class SeedData:
@@ -75,6 +95,20 @@ class SyntheticData:
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
     ) -> None:
+        require_count("data.source.n_samples", n_samples, minimum=4)
+        require_count("data.source.n_features", n_features, minimum=1)
+        require_number("data.source.noise", noise, minimum=0.0)
+        require_number("data.source.bias", bias)
+        require_count("data.source.data_seed", data_seed, minimum=0, maximum=2**63 - 1)
+        if weight is not None and (isinstance(weight, str) or len(weight) != n_features):
+            raise InvalidInput(
+                f"data.source.weight: {weight!r} is not allowed; expected {n_features} numbers (one per feature) "
+                "or null"
+            )
+        for value in weight or ():
+            require_number("data.source.weight", value)
+        require_fractions(val_fraction, test_fraction)
+        require_memory("data.source.n_samples", n_samples * (n_features + 1) * BYTES_PER_VALUE)
         self.n_samples, self.n_dims, self.noise, self.bias = n_samples, n_features, noise, bias
         self.weight = [2.0] * n_features if weight is None else [float(w) for w in weight]
         self.data_seed = data_seed
@@ -86,7 +120,7 @@ class SyntheticData:
         y = x @ torch.tensor(self.weight).unsqueeze(1) + self.bias
         if self.noise:
             y += self.noise * torch.randn(self.n_samples, 1, generator=generator)
-        return split_randomly(x, y, self.val_fraction, self.test_fraction, self.data_seed, what="data.n_samples")
+        return split_randomly(x, y, self.val_fraction, self.test_fraction, self.data_seed, what="data.source.n_samples")
 
 
 class CsvData:
@@ -104,7 +138,19 @@ class CsvData:
         test_fraction: float = 0.2,
         split_seed: int = 0,
     ) -> None:
-        self.path = Path(path or "").expanduser()
+        if not path:
+            raise InvalidInput(
+                "data.source.path: not set; expected the path of a CSV file, e.g. data.source.path=my.csv"
+            )
+        if features is not None and (isinstance(features, str) or not all(isinstance(c, str) for c in features)):
+            raise InvalidInput(f"data.source.features: {features!r} is not allowed; expected a list of column names")
+        require_fractions(val_fraction, test_fraction)
+        require_count("data.source.split_seed", split_seed, minimum=0, maximum=2**63 - 1)
+        self.path = Path(path).expanduser()
+        require_csv_file(self.path)
+        # Parsing holds the text's numbers as float64 next to the float32 tensors; a number takes at least
+        # two characters ("1,"), so the file's size bounds what the numbers need.
+        require_memory("data.source.path", self.path.stat().st_size // 2 * BYTES_PER_VALUE)
         self.target = target
         self.features = list(features) if features is not None else None
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -113,15 +159,15 @@ class CsvData:
         header, table = read_numeric_csv(self.path)
         target = self.target if self.target is not None else header[-1]
         features = self.features if self.features is not None else [c for c in header if c != target]
-        for key, column in [("data.target", target), *(("data.features", c) for c in features)]:
+        for key, column in [("data.source.target", target), *(("data.source.features", c) for c in features)]:
             if column not in header:
                 raise InvalidInput(f"{key}: no column '{column}' in {self.path}; its columns are {', '.join(header)}")
         if not features:
-            raise InvalidInput(f"data.features: no input columns left in {self.path} besides '{target}'")
+            raise InvalidInput(f"data.source.features: no input columns left in {self.path} besides '{target}'")
         x = torch.from_numpy(table[:, [header.index(c) for c in features]]).float()
         y = torch.from_numpy(table[:, [header.index(target)]]).float()
         return split_randomly(
-            x, y, self.val_fraction, self.test_fraction, self.split_seed, what=f"data.path: {self.path}"
+            x, y, self.val_fraction, self.test_fraction, self.split_seed, what=f"data.source.path: {self.path}"
         )
 
 
@@ -136,7 +182,7 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
         return _read_table(path)
     except UnicodeDecodeError as error:  # a spreadsheet saved in another encoding, or not a text file at all
         raise InvalidInput(
-            f"data.path: '{path}' is not UTF-8 text (it holds the byte {error.object[error.start]:#04x}); "
+            f"data.source.path: '{path}' is not UTF-8 text (it holds the byte {error.object[error.start]:#04x}); "
             "expected a CSV text file saved as UTF-8"
         ) from None
 
@@ -145,12 +191,12 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
     with path.open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark is no name
         header = next(csv.reader(file), None)
     if not header:
-        raise InvalidInput(f"data.path: '{path}' is empty; expected a header row, then rows of numbers")
+        raise InvalidInput(f"data.source.path: '{path}' is empty; expected a header row, then rows of numbers")
     header = [name.strip() for name in header]
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise InvalidInput(
-            f"data.path: '{path}' has the column name(s) {', '.join(map(repr, repeated))} more than once; "
+            f"data.source.path: '{path}' has the column name(s) {', '.join(map(repr, repeated))} more than once; "
             "expected one name per column"
         )
     with warnings.catch_warnings():
@@ -160,7 +206,7 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
         except ValueError:
             table = None
     if table is not None and table.size == 0:
-        raise InvalidInput(f"data.path: '{path}' has a header but no rows of data")
+        raise InvalidInput(f"data.source.path: '{path}' has a header but no rows of data")
     if table is None or not np.isfinite(table).all() or table.shape[1] != len(header):
         _raise_first_bad_cell(path, header)
     return header, table
@@ -168,6 +214,7 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
 
 def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
     """Scan the file row by row and raise for the first ragged row, non-number or non-finite number."""
+    where = f"data.source.path: '{path}'"
     with path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         next(reader)
@@ -176,27 +223,21 @@ def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
                 continue
             line = reader.line_num
             if len(row) != len(header):
-                raise InvalidInput(
-                    f"data.path: '{path}' line {line} has {len(row)} cells, expected {len(header)} like the header"
-                )
+                raise InvalidInput(f"{where} line {line} has {len(row)} cells, expected {len(header)} like the header")
             for column, cell in zip(header, row, strict=True):
                 try:
                     value = float(cell)
                 except ValueError:
-                    raise InvalidInput(
-                        f"data.path: '{path}' line {line}, column '{column}': '{cell}' is not a number"
-                    ) from None
+                    raise InvalidInput(f"{where} line {line}, column '{column}': '{cell}' is not a number") from None
                 if not math.isfinite(value):
-                    raise InvalidInput(
-                        f"data.path: '{path}' line {line}, column '{column}': {cell.strip()} is not a finite number"
-                    )
-    raise InvalidInput(f"data.path: '{path}' is not a CSV table of numbers; expected comma-separated numbers")
+                    raise InvalidInput(f"{where} line {line}, column '{column}': {cell.strip()} is not a finite number")
+    raise InvalidInput(f"{where} is not a CSV table of numbers; expected comma-separated numbers")
 
 
 def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str) -> Splits:
     """A seeded random train/val/test split; each part gets at least one row (validation two, for R2).
 
-    The fractions are checked by `linreg.config.validate`; here only the number of rows can be wrong.
+    The fractions are checked by `require_fractions`; here only the number of rows can be wrong.
     """
     n = len(x)
     n_val, n_test = max(2, round(n * val_fraction)), max(1, round(n * test_fraction))
@@ -211,12 +252,7 @@ def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: flo
     return Splits(*parts)
 
 
-# A data config's keys for the DataModule's loaders; all its other keys describe the source.
-LOADER_KEYS = ("batch_size", "shuffle", "shuffle_seed")
-
-
-def load_source(data_cfg: DictConfig) -> tuple[str, Splits]:
-    """The name and the splits of the source a `data` config group describes (its `_target_`)."""
-    params = {key: value for key, value in data_cfg.items() if key not in LOADER_KEYS}
-    source = instantiate(params, _convert_="all")
-    return source.name, source.load()
+def require_csv_file(path: Path) -> None:
+    """The one message for a missing CSV file, from the constructor and from the reader alike."""
+    if not path.is_file():
+        raise InvalidInput(f"data.source.path: no such file '{path}'; expected a CSV file with a header row")

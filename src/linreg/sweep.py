@@ -19,12 +19,12 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from linreg.results import read_results, write_atomically
+from linreg.results import FINISHED, read_results, write_atomically
 
 METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
 # Not hyperparameters: which search ran, not what it tried.
 HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
-STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2, "running": 3, "missing": 4}
+STATUS_ORDER = {"ok": 0, "stopped": 0, "diverged": 1, "interrupted": 2, "failed": 3, "running": 4, "missing": 5}
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -52,26 +52,33 @@ def rank(rows: list[dict[str, Any]], objective: str = "val_mse") -> list[dict[st
     def key(row: dict[str, Any]) -> tuple[int, float, str]:
         value = row.get(objective)
         finite = isinstance(value, int | float) and math.isfinite(value)
-        return STATUS_ORDER.get(row.get("status"), 5), value if finite else math.inf, row["job"]
+        return STATUS_ORDER.get(row.get("status"), 6), value if finite else math.inf, row["job"]
 
     return sorted(rows, key=key)
 
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The header and the cells: the jobs' overrides, status, final metrics, learned w and b, steps, time."""
+    """The header and the cells: the jobs' overrides, model, optimizer, status, final metrics, steps, time.
+
+    The learned w and b are columns only where a job's model is linear: other jobs leave them empty.
+    """
     override_keys = sorted({k for row in rows for k in row.get("overrides", {})} - HIDDEN_OVERRIDES)
-    header = ["job", *override_keys, "status", *METRICS, "w", "b", "steps", "wall_s"]
+    linear = any("weight" in row for row in rows)
+    header = ["job", *override_keys, "model", "optimizer", "status", *METRICS, *(["w", "b"] if linear else [])]
+    header += ["steps", "wall_s"]
     cells = []
     for row in rows:
         overrides = row.get("overrides", {})
+        parameters = [_parameters(row.get("weight")), _parameters(row.get("bias"))] if linear else []
         cells.append(
             [
                 row["job"],
                 *(str(overrides.get(k, "")) for k in override_keys),
+                str(row.get("model", "")),
+                str(row.get("optimizer", "")),
                 row.get("status", "missing"),
                 *(_number(row.get(m)) for m in METRICS),
-                _parameters(row.get("weight")),
-                _parameters(row.get("bias")),
+                *parameters,
                 str(row.get("steps", "")),
                 _number(row.get("wall_s"), digits=2),
             ]
@@ -87,7 +94,7 @@ def markdown(header: list[str], cells: list[list[str]]) -> str:
 
 def best_line(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
     """The answer the sweep was run for, in one line: which job won, and by how much."""
-    if not ranked or ranked[0].get("status") != "ok" or ranked[0].get(objective) is None:
+    if not ranked or ranked[0].get("status") not in FINISHED or ranked[0].get(objective) is None:
         return f"best by {objective}: none, no job finished with a {objective}"
     best = ranked[0]
     return f"best by {objective}: {best['job']} ({objective} = {_number(best[objective])})"
@@ -106,29 +113,30 @@ def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
 
 
 def write_plot(sweep_dir: Path) -> Path:
-    """`summary.png`: final training loss against lr on log axes, one line per iters.
+    """`summary.png`: final training loss against lr on log axes, one line per setting of the other overrides
+    (`iters=100`, or `model=mlp,optimizer=adam`).
 
     A loss of exactly 0 cannot sit on a log axis: it is drawn at the bottom edge as a triangle. Diverged
     jobs have no loss: they are drawn at the top edge as an x.
     """
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
-    rows = [row for row in collect(sweep_dir) if row.get("status") in ("ok", "diverged")]
-    positive = [r["train_loss"] for r in rows if r["status"] == "ok" and r.get("train_loss")]
+    rows = [row for row in collect(sweep_dir) if row.get("status") in (*FINISHED, "diverged")]
+    positive = [r["train_loss"] for r in rows if r["status"] in FINISHED and r.get("train_loss")]
     floor, ceiling = min(positive, default=1.0) / 10, max(positive, default=1.0) * 10
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    for iters in sorted({row["iters"] for row in rows}):
-        group = sorted((r for r in rows if r["iters"] == iters), key=lambda r: r["lr"])
-        done = [r for r in group if r["status"] == "ok"]
+    for label in sorted({_line_label(row) for row in rows}):
+        group = sorted((r for r in rows if _line_label(r) == label), key=lambda r: r["lr"])
+        done = [r for r in group if r["status"] in FINISHED]
         losses = [r["train_loss"] or floor for r in done]
-        (line,) = axes.plot([r["lr"] for r in done], losses, "o-", label=f"iters={iters}")
+        (line,) = axes.plot([r["lr"] for r in done], losses, "o-", label=label)
         color = line.get_color()
         zero = [r["lr"] for r in done if not r["train_loss"]]
         axes.plot(zero, [floor] * len(zero), "v", color=color, markersize=10)
         diverged = [r["lr"] for r in group if r["status"] == "diverged"]
         axes.plot(diverged, [ceiling] * len(diverged), "x", color=color, markersize=10, mew=2)
-    if any(r["status"] == "ok" and not r["train_loss"] for r in rows):
+    if any(r["status"] in FINISHED and not r["train_loss"] for r in rows):
         axes.plot([], [], "kv", label="loss 0 (drawn at the floor)")
     if any(r["status"] == "diverged" for r in rows):
         axes.plot([], [], "kx", mew=2, label="diverged")
@@ -141,6 +149,12 @@ def write_plot(sweep_dir: Path) -> Path:
     path = sweep_dir / "summary.png"
     write_atomically(path, buffer.getvalue())
     return path
+
+
+def _line_label(row: dict[str, Any]) -> str:
+    """The job's overrides other than lr: the jobs that share them form one line of the plot."""
+    others = sorted((k, v) for k, v in row.get("overrides", {}).items() if k != "lr" and k not in HIDDEN_OVERRIDES)
+    return ",".join(f"{k}={v}" for k, v in others) or f"iters={row['iters']}"
 
 
 def summarize(sweep_dir: Path, objective: str = "val_mse") -> tuple[str, list[dict[str, Any]]]:
@@ -163,7 +177,7 @@ class SweepSummary(Callback):
             return
         text, rows = summarize(sweep_dir, config.objective)
         print(f"\nsweep summary (best {config.objective} first), in {sweep_dir}/summary.md:\n{text}")
-        failed = [row["job"] for row in rows if row.get("status") not in ("ok", "diverged")]
+        failed = [row["job"] for row in rows if row.get("status") not in (*FINISHED, "diverged")]
         if failed:
             print(f"error: {len(failed)} of {len(rows)} jobs did not finish: {', '.join(failed)}", file=sys.stderr)
             sys.exit(1)

@@ -1,0 +1,124 @@
+"""What a config may instantiate, and instantiating it with errors as one line.
+
+A config is input: the command line, a config file, and a run folder's saved `.hydra/config.yaml` (read by
+`resume=`). Hydra's `instantiate` imports and calls whatever `_target_` names (it refuses only a few, like
+`os.system`), so every `_target_` is checked against an allowlist first, as text, before anything is
+imported, built or opened: this package's classes, `torch.optim` optimizers, Lightning's Trainer, loggers
+and callbacks. Your own classes are allowed by naming their module (or the class) in the environment
+variable LINREG_ALLOWED_TARGETS, comma-separated: `LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`.
+The environment, not the config, so that a config can never allow itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig
+
+from linreg.errors import InvalidInput
+
+ALLOWED_TARGETS = (
+    "linreg",
+    "torch.optim",
+    "lightning.Trainer",
+    "lightning.pytorch.Trainer",
+    "lightning.pytorch.loggers",
+    "lightning.pytorch.callbacks",
+)
+ALLOWLIST_VARIABLE = "LINREG_ALLOWED_TARGETS"
+
+
+def allowed_targets() -> tuple[str, ...]:
+    """The built-in allowlist and the user's additions from LINREG_ALLOWED_TARGETS."""
+    added = [name.strip() for name in os.environ.get(ALLOWLIST_VARIABLE, "").split(",") if name.strip()]
+    return (*ALLOWED_TARGETS, *added)
+
+
+def is_allowed(target: object) -> bool:
+    """True for a dotted name equal to an allowed name or inside an allowed module (`linreg.x`, not `linregx`)."""
+    return isinstance(target, str) and any(
+        target == allowed or target.startswith(allowed + ".") for allowed in allowed_targets()
+    )
+
+
+def targets(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (`key`, `_target_` value) in a config tree, lists included; interpolations are not resolved."""
+    if isinstance(node, DictConfig | dict):
+        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else node.items()
+        for name, value in items:
+            path = f"{key}.{name}" if key else str(name)
+            if name == "_target_":
+                yield path, value
+            else:
+                yield from targets(value, path)
+    elif isinstance(node, ListConfig | list | tuple):
+        for index, value in enumerate(node):
+            yield from targets(value, f"{key}[{index}]")
+
+
+def refuse_unallowed_targets(cfg: Any, where: str = "") -> None:
+    """One line naming the first `_target_` outside the allowlist; nothing is imported to find it.
+
+    `where` is the key at which `cfg` sits in the whole config (for the message).
+    """
+    for key, target in targets(cfg, where):
+        if not is_allowed(target):
+            raise _not_allowed(key, target)
+
+
+def _not_allowed(key: str, target: object) -> InvalidInput:
+    return InvalidInput(
+        f"{key}: {target!r} is not an allowed target; expected a class of linreg, torch.optim or "
+        f"Lightning's Trainer, loggers and callbacks, or one named in {ALLOWLIST_VARIABLE} (see the README)"
+    )
+
+
+def allowed_class(key: str, target: str) -> type:
+    """The class an allowed `_target_` names; a function or a missing name is refused (never called)."""
+    if not is_allowed(target):
+        raise _not_allowed(key, target)
+    module_name, _, name = target.rpartition(".")
+    found: Any = None
+    while module_name and found is None:  # `lightning.Trainer`, `pkg.module.Outer.Inner`: try shorter modules
+        try:
+            found = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            module_name, _, outer = module_name.rpartition(".")
+            name = f"{outer}.{name}"
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    if not inspect.isclass(found):
+        raise InvalidInput(f"{key}: {target!r} is not a class that can be imported; expected a class name")
+    return found
+
+
+def build(key: str, node: DictConfig, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate(node, **kwargs)` for allowed classes only, its errors as one line.
+
+    A constructor that refuses a value with `InvalidInput` is passed through as it is (it names the key);
+    any other refusal, such as an unexpected keyword, is reported for the config key `key`.
+    """
+    for path, target in targets(node, key):
+        allowed_class(path, target)
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, InvalidInput):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        # Hydra's message: "Error in call to target 'T':\nTypeError(...)\nfull_key: data.source"
+        call = re.search(r"Error in call to target '([^']+)'", str(error))
+        where = re.search(r"^full_key: (\S+)", str(error), re.MULTILINE)
+        reason = str(error.__cause__ or error).strip().splitlines()[0]
+        nested = where is not None and where[1] != key  # a component's call failed: name it, not the outer node
+        target = call[1] if nested and call else node.get("_target_")
+        raise InvalidInput(f"{where[1] if nested else key}: {target} refused its arguments: {reason}") from None
