@@ -50,7 +50,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path) -> Regression:
     """The trained model in a checkpoint file, in eval mode, built by the class the run recorded."""
-    checkpoint = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path).eval()
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Regression:
+    """The model a checkpoint (from `read_checkpoint`) holds: its recorded class, hyperparameters and weights."""
     model_class = allowed_class("checkpoint: model_class", checkpoint["model_class"])
     try:
         model = model_class(**checkpoint["hyper_parameters"])
@@ -58,4 +62,4 @@ def load_model(path: str | Path) -> Regression:
     except (TypeError, ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise InvalidInput(f"checkpoint: '{path}' does not fit {model_class.__name__}: {first_line}") from None
-    return model.eval()
+    return model

@@ -22,7 +22,7 @@ from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.errors import InvalidInput
+from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, split_overrides, write_results
 from linreg.targets import refuse_unallowed_targets
 
@@ -47,6 +47,12 @@ def run_app(app: Callable[[], Any]) -> None:
     except CompactHydraException as error:  # bad overrides and missing configs, found before any job runs
         print(f"error: {hydra_error_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # Hydra could not create or write the run folder
+        print(f"error: {fault_line(error)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl+C before a run's record was started (during imports, say)
+        print("error: interrupted by SIGINT before training started; no run was recorded", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     finally:
         del os.environ["HYDRA_FULL_ERROR"]
 
@@ -107,6 +113,12 @@ def main(cfg: DictConfig) -> float:
         from linreg.train import is_global_zero, train  # imports Lightning: only once Hydra has parsed the command
 
         record = train(cfg, run_dir, overrides)
+    except OSError as error:  # train() has marked its results.json "failed" (or removed it)
+        if not multirun:
+            print(f"error: {fault_line(error)}", file=sys.stderr)
+            sys.exit(1)
+        print(f"error: job {hydra_cfg.job.override_dirname}: {fault_line(error)}", file=sys.stderr)
+        return math.inf
     except InvalidInput as error:
         if not multirun:
             print(f"error: {error}", file=sys.stderr)
@@ -150,14 +162,21 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
         )
     else:
         if record["status"] == "stopped":
-            lines.append(f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}")
-        val_r2 = "n/a" if record["val_r2"] is None else f"{record['val_r2']:.4f}"
+            lines.append(
+                f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}: "
+                f"{record['stop_reason']}"
+            )
         lines.append(
-            f"final train loss {record['train_loss']:.8f}, val mse {record['val_mse']:.8f}, val r2 {val_r2} "
-            f"after {record['steps']} steps ({record['wall_s']:.2f} s)"
+            f"final train loss {_metric(record['train_loss'], '.8f')}, val mse {_metric(record['val_mse'], '.8f')}, "
+            f"val r2 {_metric(record['val_r2'], '.4f')} after {record['steps']} steps ({record['wall_s']:.2f} s)"
         )
     lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
     return lines
+
+
+def _metric(value: float | None, spec: str) -> str:
+    """n/a where a metric does not exist: R2 of one sample, the loss of a run stopped before its first step."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _fmt(value: Any) -> str:

@@ -85,6 +85,9 @@ def check(cfg: DictConfig) -> None:
     for key, instead in TRAINER_KEYS_SET_BY_THE_RUN.items():
         if key in cfg.trainer:
             raise InvalidInput(f"trainer.{key}: the run sets it; expected {instead} instead")
+    for key, (harmless, why) in TRAINER_KEYS_THAT_BREAK_A_PROMISE.items():
+        if key in cfg.trainer and cfg.trainer[key] not in harmless:
+            raise InvalidInput(f"trainer.{key}: {cfg.trainer[key]!r} is refused: {why}")
     require_gpu_if_asked(cfg.trainer)
 
 
@@ -95,6 +98,30 @@ TRAINER_KEYS_SET_BY_THE_RUN = {
     "default_root_dir": "hydra.run.dir=<folder>",
     "logger": "logger=tensorboard, logger=[tensorboard,csv] or logger=none",
     "callbacks": "+callbacks.<name>={_target_: ...} or a file in conf/callbacks/",
+}
+
+
+# Trainer arguments that would make a record lie (steps that are not optimizer steps, a resumed run that differs
+# from an uninterrupted one), with the values that keep the promise and what to use instead.
+TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
+    "fast_dev_run": (
+        (False, 0),
+        "it trains a batch or two with logging and checkpoints off; expected iters=2 for a quick try",
+    ),
+    "limit_train_batches": (
+        (None, 1.0),
+        "it cuts epochs short, which exact resume counts on; expected iters=... or fewer rows",
+    ),
+    "limit_val_batches": (
+        (None, 1.0),
+        "the run's validation metrics are its result; expected trainer.val_check_interval=...",
+    ),
+    "overfit_batches": ((0, 0.0), "it trains and validates on a few training batches; expected data.batch_size=..."),
+    "accumulate_grad_batches": (
+        (1,),
+        "an iter is one optimizer step on one batch, and resume counts on it; expected a larger data.batch_size",
+    ),
+    "barebones": ((False,), "it turns off the logging and checks the run's record is made from; expected logger=none"),
 }
 
 

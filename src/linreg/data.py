@@ -92,7 +92,7 @@ class RegressionDataModule(L.LightningDataModule):
 
     `batch_size=None` is the full batch (the notebook's gradient descent); an integer gives mini-batches,
     reshuffled every epoch from `shuffle_seed` unless `shuffle=False` (then served in order, as views: no
-    copy). Under DDP each rank serves its own equal shard, so `use_distributed_sampler` stays off.
+    copy). Under DDP each rank trains on its own equal shard, so `use_distributed_sampler` stays off.
     """
 
     def __init__(
@@ -130,8 +130,21 @@ class RegressionDataModule(L.LightningDataModule):
         """The number of training samples per optimizer step (the whole set for the full batch)."""
         return len(self.splits.train) if self.batch_size is None else self.batch_size
 
-    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+    def require_even_shards(self, world_size: int) -> None:
+        """DDP ranks must train on equal shards: otherwise their gradients do not average to the full-data one,
+        and with mini-batches one rank would wait forever for a step the others never take."""
+        rows = len(self.splits.train)
+        if rows % world_size:
+            raise InvalidInput(
+                f"trainer.devices: {world_size} processes cannot share the {rows} training rows of data={self.name} "
+                f"equally; expected a number of processes that divides {rows}, or a data set of a multiple of "
+                f"{world_size} training rows"
+            )
+
+    def _loader(self, split: Split, shuffle: bool, sharded: bool = False) -> DataLoader:
+        """Training is sharded across DDP ranks; validation and test are scored whole on every rank, so that
+        any split size works and the metrics, gathered over ranks, are those of the whole split."""
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer and sharded else (0, 1)
         batches = IndexBatches(
             len(split),
             self.batch_size or len(split),
@@ -143,7 +156,7 @@ class RegressionDataModule(L.LightningDataModule):
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader(self.splits.train, shuffle=self.shuffle)
+        loader = self._loader(self.splits.train, shuffle=self.shuffle, sharded=True)
         if self.trainer is not None:  # a resumed run goes on with exactly the batches an uninterrupted one would
             loader.sampler.resume_at(self.trainer.global_step, self.trainer.current_epoch)
         return loader

@@ -17,17 +17,34 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class GracefulInterrupt(L.Callback):
-    """Turns SIGINT and SIGTERM into `trainer.should_stop` while `fit` runs; `received` names the signal."""
+    """Turns SIGINT and SIGTERM into `trainer.should_stop`; `received` names the signal.
+
+    The handlers are installed for as long as the run's record is being made (`with interrupt:` in
+    `linreg.train`), not only while `fit` runs: a signal during the final validation, the checkpoint or the
+    writing of results.json is noted, and the record is finished before the process exits.
+    """
 
     def __init__(self) -> None:
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, Any] = {}
 
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python delivers signals to the main thread only (a launcher may run jobs in threads)
-        for signum in SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._note)
+        # Lightning's fit installs a SIGTERM handler of its own that ends in an exception: ours is put back
+        # on top for the training (Lightning restores ours, from before fit, when fit ends).
+        if self._previous:
+            for signum in SIGNALS:
+                signal.signal(signum, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = signal.Signals(signum)
@@ -36,8 +53,3 @@ class GracefulInterrupt(L.Callback):
         # Under DDP only the process that got the signal knows: every rank must stop at the same step.
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             trainer.should_stop = True
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 RESULTS_FILE = "results.json"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the run's last state: weights, optimizer, loop counters
 # Runs whose metrics are final: trained to `iters`, or ended early on purpose (early stopping, max_time).
@@ -51,6 +53,39 @@ def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
     path = run_dir / RESULTS_FILE
     write_atomically(path, json.dumps(json_safe(results), indent=2) + "\n")
     return path
+
+
+def write_failure(run_dir: Path, record: dict[str, Any], error: str) -> None:
+    """Mark the run "failed" after a fault such as a full disk, whatever it takes: a result is whole and true,
+    or clearly not one.
+
+    A full disk may refuse even the small temporary file of an atomic write; results.json already exists
+    (written when the run started), so it is then overwritten in place, which needs no new space; failing
+    that, it is removed rather than left saying "running".
+    """
+    failed = json.dumps(json_safe({**record, "status": "failed", "error": error}), indent=2) + "\n"
+    path = run_dir / RESULTS_FILE
+    try:
+        write_atomically(path, failed)
+        return
+    except OSError:
+        pass
+    try:
+        with path.open("r+") as file:
+            file.write(failed)
+            file.truncate()
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def save_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Replace the run's `.hydra/config.yaml` (where Hydra keeps it) with the config it really runs with.
+
+    Hydra saves the config it composed; a resumed run runs with the config of the run it resumes instead.
+    """
+    saved = run_dir / ".hydra" / "config.yaml"
+    if saved.is_file():
+        write_atomically(saved, OmegaConf.to_yaml(cfg))
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,18 +21,19 @@ from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.checkpoint import load_model
+from linreg.checkpoint import model_from_checkpoint, read_checkpoint
 from linreg.config import check
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
 from linreg.loss_monitor import LossMonitor
 from linreg.models import Regression
-from linreg.results import CHECKPOINT, split_overrides, write_results
+from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
 from linreg.resume import resume_config
 from linreg.targets import build
 
@@ -42,9 +44,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     """Fit what the config describes, write `results.json` into `run_dir` and return its content.
 
     `overrides` are the command line's `key=value` strings: each becomes a column of the HPARAMS tab and
-    of a sweep's summary. The status is "ok", "stopped" (a callback or a Trainer argument ended training
-    before `iters`), "diverged" (the loss became NaN or infinite) or "interrupted" (SIGINT or SIGTERM;
-    `resume=<run folder>` continues it).
+    of a sweep's summary. The status is "ok" (it reached `iters`), "stopped" (a callback or a Trainer argument
+    ended training before, `stopped_by` says which), "diverged" (the loss became NaN or infinite) or
+    "interrupted" (SIGINT or SIGTERM; `resume=<run folder>` continues it). A write that fails (no space left)
+    leaves "failed" with the error, and raises.
     """
     cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
     check(cfg)
@@ -61,39 +64,39 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         "trainer", cfg.trainer, max_steps=cfg.iters, max_epochs=-1, default_root_dir=str(run_dir),
         logger=loggers or False, callbacks=callbacks,
     )  # fmt: skip
+    datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides)
-    if is_global_zero():
-        write_results(run_dir, record)  # "running": what a killed run leaves behind
 
-    started = time.perf_counter()
-    with _expected_warnings_silenced():
+    with interrupt, _faults_recorded(run_dir, record):
+        if is_global_zero():
+            write_results(run_dir, record)  # "running": what a killed run leaves behind
+            if cfg.get("resume"):
+                save_config(run_dir, cfg)  # the folder says what it trains with, not Hydra's defaults
+        started = time.perf_counter()
         resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_s = time.perf_counter() - started
         diverged = monitor.diverged_at_step is not None
         val = {} if diverged else trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-    trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state, to resume
+        trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
 
-    record.update(
-        status=_status(trainer, cfg.iters, monitor, interrupt),
-        interrupted_by=interrupt.received.name if interrupt.received else None,
-        stopped_by=_stopped_by(trainer) if trainer.global_step < cfg.iters else None,
-        steps=trainer.global_step,
-        diverged_at_step=monitor.diverged_at_step,
-        train_loss=monitor.last_loss,
-        val_mse=val.get("val/mse"),
-        val_mae=val.get("val/mae"),
-        val_r2=val.get("val/r2"),
-        **model.learned_parameters(),
-        predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
-        checkpoint=str(CHECKPOINT),
-        fit_s=round(fit_s, 4),  # training alone: the figure for throughput
-        wall_s=round(time.perf_counter() - started, 4),  # training, the final validation and the checkpoint
-    )
-    for logger in trainer.loggers:
-        _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), _final_metrics(record))
-    if trainer.is_global_zero:
-        write_results(run_dir, record)
+        record.update(
+            **_ending(trainer, cfg.iters, monitor, interrupt),
+            steps=trainer.global_step,
+            train_loss=monitor.last_loss,
+            val_mse=val.get("val/mse"),
+            val_mae=val.get("val/mae"),
+            val_r2=val.get("val/r2"),
+            **model.learned_parameters(),
+            predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
+            checkpoint=str(CHECKPOINT),
+            fit_s=round(fit_s, 4),  # training alone: the figure for throughput
+            wall_s=round(time.perf_counter() - started, 4),  # training, the final validation and the checkpoint
+        )
+        for logger in trainer.loggers:
+            _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), _final_metrics(record))
+        if trainer.is_global_zero:
+            write_results(run_dir, record)
     return record
 
 
@@ -113,9 +116,17 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
     except (ValueError, TypeError) as error:
         raise InvalidInput(f"optimizer: {cfg.optimizer._target_} refused its arguments: {error}") from None
     if cfg.get("resume"):
-        # load_model refuses an unsafe, damaged or mismatched file with one line; fit() then restores the
-        # optimizer and the loop counters from the same file.
-        model.load_state_dict(load_model(Path(cfg.resume) / CHECKPOINT).state_dict())
+        # An unsafe, damaged or mismatched file is refused with one line; fit() then restores the optimizer
+        # and the loop counters from the same file.
+        path = Path(cfg.resume) / CHECKPOINT
+        checkpoint = read_checkpoint(path)
+        reached = int(checkpoint.get("global_step", 0))
+        if reached >= cfg.iters:
+            raise InvalidInput(
+                f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
+                f"expected more steps to train on, e.g. iters={2 * reached}"
+            )
+        model.load_state_dict(model_from_checkpoint(checkpoint, path).state_dict())
     return model
 
 
@@ -134,22 +145,19 @@ def _one_of(callbacks: list[L.Callback], kind: type[Wanted]) -> Wanted:
 
 
 def _quiet_lightning() -> None:
-    """Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here."""
+    """Lightning's notes that do not apply to this project, silenced for the run's process."""
+    # Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here.
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _expected_warnings_silenced() -> Iterator[None]:
-    with warnings.catch_warnings():
-        # Data lives in memory: worker processes would only add start-up time.
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        # The loss curve is logged by LossMonitor, not through self.log's log_every_n_steps.
-        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-        # Resuming mid-epoch is exact: the DataModule skips the batches the epoch already trained on.
-        warnings.filterwarnings("ignore", ".*ended before the epoch ended and your dataloader is not resumable.*")
-        warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-        yield
+    # Data lives in memory: worker processes would only add start-up time.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # The loss curve is logged by LossMonitor, not through self.log's log_every_n_steps.
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    # Resuming mid-epoch is exact: the DataModule skips the batches the epoch already trained on.
+    warnings.filterwarnings("ignore", ".*ended before the epoch ended and your dataloader is not resumable.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    # On a machine with SLURM installed, a run started without srun is a plain local run, as intended.
+    warnings.filterwarnings("ignore", ".*The `srun` command is available on your system but is not used.*")
 
 
 def is_global_zero() -> bool:
@@ -177,20 +185,59 @@ def _started_record(
     }
 
 
-def _status(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> str:
+def _ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
+    """How training ended: "ok" only when it reached `iters`; otherwise what stopped it, and why."""
+    ending: dict[str, Any] = {"interrupted_by": None, "stopped_by": None, "stop_reason": None}
     if monitor.diverged_at_step is not None:
-        return "diverged"
-    if interrupt.received:
-        return "interrupted"
-    return "stopped" if trainer.global_step < iters else "ok"
+        ending.update(status="diverged", stop_reason=f"the loss became {monitor.last_loss} at step "
+                      f"{monitor.diverged_at_step}")  # fmt: skip
+    elif trainer.global_step >= iters:  # a signal during the wrap-up does not undo a finished run
+        ending.update(status="ok")
+    elif interrupt.received:
+        ending.update(status="interrupted", interrupted_by=interrupt.received.name)
+    else:
+        ending.update(status="stopped", **_stopped_by(trainer))
+    return {**ending, "diverged_at_step": monitor.diverged_at_step}
 
 
-def _stopped_by(trainer: L.Trainer) -> str:
-    """Who ended training before `iters`: an early-stopping callback names itself, anything else is generic."""
+def _stopped_by(trainer: L.Trainer) -> dict[str, str]:
+    """Who ended training before `iters`: an early-stopping callback or the Trainer's time limit say why."""
     for callback in trainer.callbacks:
-        if getattr(callback, "stopped_epoch", 0):  # EarlyStopping sets it when it stops the run
-            return type(callback).__name__
-    return "a callback or a Trainer argument"
+        message = getattr(callback, "stopping_reason_message", None)  # EarlyStopping's own account
+        if message:
+            return {"stopped_by": type(callback).__name__, "stop_reason": message.strip()}
+        if isinstance(callback, Timer) and (callback.time_remaining() or 0) <= 0:
+            return {"stopped_by": "trainer.max_time", "stop_reason": "the Trainer's time limit ran out"}
+    return {"stopped_by": "a callback or a Trainer argument", "stop_reason": "trainer.should_stop was set"}
+
+
+@contextlib.contextmanager
+def _faults_recorded(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
+    """A write that fails (no space left, a read-only folder) leaves results.json saying so, never "running".
+
+    Loggers write from threads of their own (TensorBoard's event writer): their failures are caught here too,
+    instead of being printed as a thread's traceback while the run reports success.
+    """
+    thread_faults: list[OSError] = []
+    previous_hook = threading.excepthook
+
+    def note_thread_fault(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, OSError):
+            thread_faults.append(args.exc_value)
+        else:
+            previous_hook(args)
+
+    threading.excepthook = note_thread_fault
+    try:
+        yield
+        if thread_faults:
+            raise thread_faults[0]
+    except OSError as error:
+        if is_global_zero():
+            write_failure(run_dir, record, f"{error.filename or run_dir}: {error.strerror or error}")
+        raise
+    finally:
+        threading.excepthook = previous_hook
 
 
 def _predict(model: Regression, x: torch.Tensor) -> list[list[float]]:

@@ -1,0 +1,71 @@
+"""No run writes into another run's folder: a run or sweep folder that already holds files is refused.
+
+Hydra creates the folder and writes `.hydra/` and a log file into it before the job starts, so the check is a
+Hydra callback that runs first (`on_run_start`, `on_multirun_start`, configured in `conf/train.yaml`). The
+folder is claimed by creating, exclusively, the first thing Hydra would write into it, so two runs started
+at once with the same folder cannot both pass.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from linreg.errors import InvalidInput, fault_line
+
+# Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
+# distributed run; only the first process claims the folder, the others join it.
+RANK_VARIABLES = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
+
+
+class FreshFolders(Callback):
+    """Refuses `hydra.run.dir` or `hydra.sweep.dir` when it already holds files: one line, exit status 2.
+
+    Hydra turns an exception raised in a callback into a warning and goes on, so the refusal exits here.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim_or_exit(Path(config.hydra.run.dir), "hydra.run.dir", Path(".hydra"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim_or_exit(Path(config.hydra.sweep.dir), "hydra.sweep.dir", Path("multirun.yaml"))
+
+    @staticmethod
+    def _claim_or_exit(folder: Path, key: str, first_entry: Path) -> None:
+        if not first_process():
+            return
+        try:
+            claim(folder, key, first_entry)
+        except InvalidInput as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:  # a read-only place, a full disk
+            print(f"error: {fault_line(error)}", file=sys.stderr)
+            sys.exit(1)
+
+
+def first_process() -> bool:
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
+
+
+def claim(folder: Path, key: str, first_entry: Path) -> None:
+    """Make `folder` this run's, or raise: it must be new or empty, and `first_entry` not yet made by another."""
+    refusal = InvalidInput(
+        f"{key}: '{folder}' already holds files (another run's?); expected a new or empty folder, so that no "
+        "run writes into another's"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise refusal
+    try:
+        if first_entry.suffix:
+            os.close(os.open(folder / first_entry, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        else:
+            (folder / first_entry).mkdir()
+    except FileExistsError:
+        raise refusal from None
