@@ -226,3 +226,55 @@ def test_removing_a_callback_the_record_needs_is_refused(tmp_path):
         "error: callbacks: 0 LossMonitor found; expected exactly one (conf/callbacks/default.yaml), "
         "since results.json is written from it"
     )
+
+
+# Routes found by attacking the allowlist: a name written under an allowed module that imports as something
+# defined elsewhere, Hydra's own callbacks, an override Hydra parses after an option, and an interpolation.
+BYPASSES = [
+    ("+callbacks.evil={{_target_: linreg.sweep.io.FileIO, _args_: [{marker}, w]}}", "(defined as _io.FileIO)"),
+    ("+hydra.callbacks.evil={{_target_: linreg.results.Path, _args_: [{marker}]}}", "(defined as pathlib."),
+    ("+hydra.callbacks.evil={{_target_: linreg.results.os.open, _args_: [{marker}, 577]}}", "is not a class"),
+    ("-cn train +hydra.callbacks.evil={{_target_: pathlib.Path.touch, _args_: [{marker}]}}", "is not an allowed"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BYPASSES)
+def test_names_that_only_look_allowed_are_refused(tmp_path, override, message):
+    marker = tmp_path / "code_ran"
+    marker_args = override.format(marker=marker)
+    args = marker_args.split(" ", 2) if marker_args.startswith("-cn") else [marker_args]
+    result = run_command(["scripts/train.py", *args], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not marker.exists()
+
+
+def test_an_interpolation_cannot_hide_a_target_in_a_saved_config(tmp_path):
+    source = tmp_path / "source"
+    assert train_command(tmp_path, "iters=5", run_dir=source).returncode == 0
+    marker = tmp_path / "code_ran"
+    saved = source / ".hydra" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    config["model"]["extra"] = f"${{oc.create:{{_target_: pathlib.Path.touch, _args_: [{marker}]}}}}"
+    saved.write_text(yaml.safe_dump(config))
+    result = train_command(tmp_path, f"resume={source}", "iters=10")
+    assert result.returncode == 2
+    assert "error: model.extra._target_: 'pathlib.Path.touch' is not an allowed target" in result.stderr
+    assert not marker.exists()
+
+
+def test_a_checkpoint_cannot_name_a_class_that_is_not_a_model(tmp_path):
+    import torch
+
+    marker = tmp_path / "code_ran"
+    popen = "linreg.data.L.pytorch.accelerators.cuda.subprocess.Popen"  # written under linreg, imports elsewhere
+    cases = {
+        popen: "(defined as subprocess.Popen)' is not an allowed target",
+        "lightning.pytorch.callbacks.EarlyStopping": "is not a model; expected a subclass of linreg.models.Regression",
+    }
+    for model_class, message in cases.items():
+        hparams = {"args": ["touch", str(marker)]} if model_class == popen else {}
+        torch.save({"state_dict": {}, "model_class": model_class, "hyper_parameters": hparams}, tmp_path / "x.ckpt")
+        result = run_command(["scripts/predict.py", str(tmp_path / "x.ckpt"), "5"], cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()

@@ -37,11 +37,12 @@ def test_readme_sweep_command(command, readme):
     if command == "python scripts/train.py -m model=linear,mlp optimizer=sgd,adam lr=0.01,0.1":
         with (sweep / "summary.csv").open() as file:
             rows = list(csv.DictReader(file))
-        jobs = {(row["model"], row["optimizer"], row["lr"]) for row in rows}
-        assert len(rows) == 8 and {(m, o) for m, o, _ in jobs} == {
-            (m, o) for m in ("LinearRegression", "MLPRegression") for o in ("SGD", "Adam")
+        jobs = {(row["model"], row["optimizer"], row["lr"]) for row in rows}  # the swept choices, once each
+        assert len(rows) == 8 and jobs == {
+            (m, o, lr) for m in ("linear", "mlp") for o in ("sgd", "adam") for lr in ("0.01", "0.1")
         }
-        assert all(bool(row["w"]) == (row["model"] == "LinearRegression") for row in rows)  # w only where linear
+        assert rows[0]["job"] == result.stdout.strip().splitlines()[-1].split(": ")[1].split(" (")[0]
+        assert all(bool(row["w"]) == (row["model"] == "linear") for row in rows)  # w only where linear
     if command == "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000":
         assert result.stdout.strip().splitlines()[-1] == "best by val_mse: iters=1000,lr=0.1 (val_mse = 0)"
 

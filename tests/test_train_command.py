@@ -177,6 +177,13 @@ CASES = [
     ([TRAIN, "+model.colour=red"], "error: model: linreg.models.LinearRegression refused its arguments: Linear"),
     ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer: torch.optim.SGD refused its arguments: Invalid momentum"),
     ([TRAIN, "model=mlp", "model.activation=swish"], "error: model.activation: 'swish' is not allowed; expected one"),
+    ([TRAIN, "callbacks=null"], "error: callbacks=null: not a config; expected one of the configs in conf/callbacks/"),
+    (
+        [TRAIN, "logger=null"],
+        "error: logger=null: not a config; expected one of the configs in conf/logger/ (logger=none",
+    ),
+    ([TRAIN, "+callbacks.x=5"], "error: callbacks.x: 5 is not allowed; expected {{_target_: <a class>, ...}}"),
+    ([TRAIN, "data.source=null"], "error: data.source: None is not allowed; expected a source, as in data=seed"),
     ([TRAIN, "+trainer.precision=banana"], "error: trainer: lightning.Trainer refused its arguments: Precision"),
     ([TRAIN, "data=csv", "data.source.path={missing}"], "error: data.source.path: no such file '{missing}'"),
     (

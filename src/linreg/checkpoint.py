@@ -41,6 +41,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         else:
             reason = message.splitlines()[0] if message else type(error).__name__
         raise InvalidInput(f"checkpoint: cannot load '{path}': {reason}; expected a .ckpt written by a run") from None
+    if isinstance(checkpoint, dict) and "model_class" not in checkpoint and "hyper_parameters" in checkpoint:
+        raise InvalidInput(
+            f"checkpoint: '{path}' records no model_class: it was written by an older version of this project; "
+            "expected a checkpoint of a run trained with this version"
+        )
     if not isinstance(checkpoint, dict) or not checkpoint.keys() >= REQUIRED_KEYS:
         raise InvalidInput(
             f"checkpoint: '{path}' is not a checkpoint of this project; expected one holding {sorted(REQUIRED_KEYS)}"
@@ -55,7 +60,14 @@ def load_model(path: str | Path) -> Regression:
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Regression:
     """The model a checkpoint (from `read_checkpoint`) holds: its recorded class, hyperparameters and weights."""
-    model_class = allowed_class("checkpoint: model_class", checkpoint["model_class"])
+    from linreg.models import Regression  # imports Lightning: only once the file is known to be sound
+
+    model_class = allowed_class("checkpoint: model_class", str(checkpoint["model_class"]))
+    if not issubclass(model_class, Regression):
+        raise InvalidInput(
+            f"checkpoint: model_class {checkpoint['model_class']!r} is not a model; expected a subclass of "
+            "linreg.models.Regression"
+        )
     try:
         model = model_class(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, split_overrides, write_results
-from linreg.targets import refuse_unallowed_targets
+from linreg.targets import allowed_class, targets
 
 
 def run_app(app: Callable[[], Any]) -> None:
@@ -34,7 +34,7 @@ def run_app(app: Callable[[], Any]) -> None:
     them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to see Hydra's own report.
     """
     try:
-        refuse_unallowed_override_targets(sys.argv[1:])
+        refuse_bad_overrides(sys.argv[1:])
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -57,23 +57,36 @@ def run_app(app: Callable[[], Any]) -> None:
         del os.environ["HYDRA_FULL_ERROR"]
 
 
-def refuse_unallowed_override_targets(args: Sequence[str]) -> None:
-    """A `_target_` typed on the command line, checked before Hydra composes anything.
+# The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
+GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 
-    `linreg.config.check` sees the run's config; this sees `hydra.*` overrides too, such as a callback that
-    Hydra itself would build before any job starts. Overrides Hydra cannot parse are left to its own report.
+
+def refuse_bad_overrides(args: Sequence[str]) -> None:
+    """Checks the command line before Hydra composes anything: each `_target_` typed in an override, and
+    a config group set to null (which Hydra would answer with a traceback).
+
+    `linreg.config.check` sees the run's config later; this sees `hydra.*` overrides too, such as a callback
+    that Hydra itself would build before any job starts, so their targets are checked down to the class they
+    import as. An override Hydra cannot parse is left to its own one-line report (`run_app`).
     """
-    try:
-        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
-    except Exception:  # Hydra says what is wrong with the syntax, as one line (`run_app`)
-        return
-    for override in overrides:
-        value = override.value()
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:  # -m, -cn train, --cfg job
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except Exception:
+            continue
+        key, value = override.get_key_element().lstrip("+~"), override.value()
+        if key in GROUPS and value is None:
+            hint = " (logger=none for no logger)" if key == "logger" else ""
+            raise InvalidInput(f"{key}=null: not a config; expected one of the configs in conf/{key}/{hint}")
         for item in value.list if isinstance(value, ChoiceSweep) else [value]:
-            key = override.get_key_element().lstrip("+~")
-            if key.endswith("_target_"):
-                item, key = {"_target_": item}, key.removesuffix("_target_").rstrip(".")
-            refuse_unallowed_targets(item, key)
+            where = key
+            if where.endswith("_target_"):
+                item, where = {"_target_": item}, where.removesuffix("_target_").rstrip(".")
+            for path, target in targets(item, where):
+                allowed_class(path, target)
 
 
 _UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")

@@ -59,17 +59,24 @@ def check(cfg: DictConfig) -> None:
     These are the run's own keys and every `_target_` (`linreg.targets`); the classes a config names check
     their own keys when they are built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers).
     """
-    refuse_unallowed_targets(cfg)
-    for group in ("data", "model", "optimizer", "trainer"):
-        node = cfg.get(group)
-        if not isinstance(node, DictConfig) or "_target_" not in node:
-            raise InvalidInput(f"{group}: {node!r} is not allowed; expected one of the configs in conf/{group}/")
     try:
         OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. from `iters=${lrr}`, names a real key
     except InterpolationResolutionError as error:
         reason = str(error).splitlines()[0]
         expected = "expected a value, or ${key} naming a key of the config"
         raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
+    refuse_unallowed_targets(cfg)
+    for group in ("data", "model", "optimizer", "trainer"):
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise InvalidInput(f"{group}: {node!r} is not allowed; expected one of the configs in conf/{group}/")
+    for group in ("callbacks", "logger"):  # named entries, each one object to build
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig):
+            raise InvalidInput(f"{group}: {node!r} is not allowed; expected one of the configs in conf/{group}/")
+        for name, entry in node.items():
+            if not isinstance(entry, DictConfig) or "_target_" not in entry:
+                raise InvalidInput(f"{group}.{name}: {entry!r} is not allowed; expected {{_target_: <a class>, ...}}")
     require_number("lr", cfg.lr, positive=True)
     if "lr" in cfg.optimizer:
         require_number("optimizer.lr", cfg.optimizer.lr, positive=True)

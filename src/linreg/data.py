@@ -102,7 +102,11 @@ class RegressionDataModule(L.LightningDataModule):
         require_count("data.batch_size", batch_size, minimum=1, optional=True)
         if not isinstance(shuffle, bool):
             raise InvalidInput(f"data.shuffle: {shuffle!r} is not allowed; expected true or false")
-        require_count("data.shuffle_seed", shuffle_seed, minimum=0)
+        require_count("data.shuffle_seed", shuffle_seed, minimum=0, maximum=2**32 - 1)
+        if not callable(getattr(source, "load", None)):
+            raise InvalidInput(
+                f"data.source: {source!r} is not allowed; expected a source, as in data=seed, synthetic or csv"
+            )
         self.source = source
         self.batch_size, self.shuffle, self.shuffle_seed = batch_size, shuffle, shuffle_seed
         self._splits: Splits | None = None

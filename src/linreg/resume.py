@@ -34,6 +34,11 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
         )
     resumed = OmegaConf.load(saved)
+    if "_target_" not in resumed.get("model", {}):
+        raise InvalidInput(
+            f"resume: '{run_dir}' was trained by an older version of this project (its config names no "
+            "model._target_); expected a run folder written by this version"
+        )
     with open_dict(resumed):
         resumed.resume = str(run_dir)
         if "iters" in keys:

@@ -64,8 +64,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """
     override_keys = sorted({k for row in rows for k in row.get("overrides", {})} - HIDDEN_OVERRIDES)
     linear = any("weight" in row for row in rows)
-    header = ["job", *override_keys, "model", "optimizer", "status", *METRICS, *(["w", "b"] if linear else [])]
-    header += ["steps", "wall_s"]
+    built = [key for key in ("model", "optimizer") if key not in override_keys]  # the class, where not swept
+    header = ["job", *override_keys, *built, "status", *METRICS, *(["w", "b"] if linear else []), "steps", "wall_s"]
     cells = []
     for row in rows:
         overrides = row.get("overrides", {})
@@ -74,8 +74,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
             [
                 row["job"],
                 *(str(overrides.get(k, "")) for k in override_keys),
-                str(row.get("model", "")),
-                str(row.get("optimizer", "")),
+                *(str(row.get(key, "")) for key in built),
                 row.get("status", "missing"),
                 *(_number(row.get(m)) for m in METRICS),
                 *parameters,

@@ -1,12 +1,17 @@
 """What a config may instantiate, and instantiating it with errors as one line.
 
-A config is input: the command line, a config file, and a run folder's saved `.hydra/config.yaml` (read by
-`resume=`). Hydra's `instantiate` imports and calls whatever `_target_` names (it refuses only a few, like
-`os.system`), so every `_target_` is checked against an allowlist first, as text, before anything is
-imported, built or opened: this package's classes, `torch.optim` optimizers, Lightning's Trainer, loggers
-and callbacks. Your own classes are allowed by naming their module (or the class) in the environment
+A config is input: the command line, and a run folder's saved `.hydra/config.yaml` (read by `resume=`), like
+a checkpoint's recorded model class. Hydra's `instantiate` imports and calls whatever `_target_` names (it
+refuses only a few, like `os.system`), so every `_target_` is checked against an allowlist: this package's
+classes, `torch.optim` optimizers, Lightning's Trainer, loggers and callbacks. The check is made twice over:
+the name as written (text only, before any import: `linreg.config.check`), and then the class it imports as,
+which must be a class *defined* in an allowed module (`linreg.results.os.open` is written under `linreg`,
+but is `posix.open`, a function elsewhere). Interpolations are resolved first, so `${oc.create:...}` cannot
+hide a target. Your own classes are allowed by naming their module (or the class) in the environment
 variable LINREG_ALLOWED_TARGETS, comma-separated: `LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`.
-The environment, not the config, so that a config can never allow itself.
+The environment, not the config, so that a config can never allow itself. Config files themselves (in
+`conf/`, or a folder added with `hydra.searchpath`) are trusted like code: Hydra builds their `hydra.*`
+callbacks and launchers itself.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from linreg.errors import InvalidInput
 
@@ -29,6 +34,7 @@ ALLOWED_TARGETS = (
     "torch.optim",
     "lightning.Trainer",
     "lightning.pytorch.Trainer",
+    "lightning.pytorch.trainer.trainer.Trainer",  # where the Trainer is defined
     "lightning.pytorch.loggers",
     "lightning.pytorch.callbacks",
 )
@@ -42,29 +48,30 @@ def allowed_targets() -> tuple[str, ...]:
 
 
 def is_allowed(target: object) -> bool:
-    """True for a dotted name equal to an allowed name or inside an allowed module (`linreg.x`, not `linregx`)."""
+    """True for a dotted name equal to an allowed name or below one (`linreg.x`, not `linregx`), as text."""
     return isinstance(target, str) and any(
         target == allowed or target.startswith(allowed + ".") for allowed in allowed_targets()
     )
 
 
 def targets(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    """Every (`key`, `_target_` value) in a config tree, lists included; interpolations are not resolved."""
-    if isinstance(node, DictConfig | dict):
-        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else node.items()
-        for name, value in items:
+    """Every (`key`, `_target_` value) in a config tree, lists included, interpolations resolved."""
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        for name, value in node.items():
             path = f"{key}.{name}" if key else str(name)
             if name == "_target_":
                 yield path, value
             else:
                 yield from targets(value, path)
-    elif isinstance(node, ListConfig | list | tuple):
+    elif isinstance(node, list | tuple):
         for index, value in enumerate(node):
             yield from targets(value, f"{key}[{index}]")
 
 
 def refuse_unallowed_targets(cfg: Any, where: str = "") -> None:
-    """One line naming the first `_target_` outside the allowlist; nothing is imported to find it.
+    """One line naming the first `_target_` whose name is outside the allowlist; nothing is imported to find it.
 
     `where` is the key at which `cfg` sits in the whole config (for the message).
     """
@@ -81,7 +88,11 @@ def _not_allowed(key: str, target: object) -> InvalidInput:
 
 
 def allowed_class(key: str, target: str) -> type:
-    """The class an allowed `_target_` names; a function or a missing name is refused (never called)."""
+    """The class an allowed `_target_` names, which must also be defined in an allowed module.
+
+    Only modules whose name is allowed are imported to find it; a function, a class reached through an
+    allowed module but defined elsewhere, or a missing name is refused and never called.
+    """
     if not is_allowed(target):
         raise _not_allowed(key, target)
     module_name, _, name = target.rpartition(".")
@@ -96,6 +107,9 @@ def allowed_class(key: str, target: str) -> type:
         found = getattr(found, part, None)
     if not inspect.isclass(found):
         raise InvalidInput(f"{key}: {target!r} is not a class that can be imported; expected a class name")
+    defined_as = f"{found.__module__}.{found.__qualname__}"
+    if not is_allowed(defined_as):
+        raise _not_allowed(key, f"{target} (defined as {defined_as})")
     return found
 
 

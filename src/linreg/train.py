@@ -67,7 +67,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides)
 
-    with interrupt, _faults_recorded(run_dir, record):
+    with interrupt, _failures_recorded(run_dir, record):
         if is_global_zero():
             write_results(run_dir, record)  # "running": what a killed run leaves behind
             if cfg.get("resume"):
@@ -212,8 +212,9 @@ def _stopped_by(trainer: L.Trainer) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _faults_recorded(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
-    """A write that fails (no space left, a read-only folder) leaves results.json saying so, never "running".
+def _failures_recorded(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
+    """A run that fails once its record is started leaves results.json "failed" with the error, never "running":
+    a write that fails (no space left, a read-only folder), or anything else that goes wrong.
 
     Loggers write from threads of their own (TensorBoard's event writer): their failures are caught here too,
     instead of being printed as a thread's traceback while the run reports success.
@@ -235,6 +236,10 @@ def _faults_recorded(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
     except OSError as error:
         if is_global_zero():
             write_failure(run_dir, record, f"{error.filename or run_dir}: {error.strerror or error}")
+        raise
+    except Exception as error:  # a callback or a Trainer argument that fails during training: never "running"
+        if is_global_zero():
+            write_failure(run_dir, record, f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
         raise
     finally:
         threading.excepthook = previous_hook
