@@ -44,6 +44,20 @@ def train_command(cwd: Path, *overrides: str, run_dir: Path | None = None) -> su
     return run_command(["scripts/train.py", *overrides, *extra], cwd=cwd)
 
 
+def start_train(cwd: Path, *overrides: str) -> subprocess.Popen:
+    """`python scripts/train.py <overrides>` started in the background, for tests that signal or kill it."""
+    command = [sys.executable, str(SCRIPTS / "train.py"), *overrides]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120) -> None:
+    """Poll until `predicate()` holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

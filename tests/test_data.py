@@ -1,5 +1,7 @@
 """The data: sources and their splits, the DataModule's batches, and CSV files refused with the reason."""
 
+import math
+
 import pytest
 import torch
 
@@ -17,12 +19,16 @@ def test_seed_data_is_the_notebooks():
     assert [t.shape for t in batch] == [(4, 1), (4, 1)]  # Y stays (N, 1) for torchmetrics
 
 
+def _sampler(n, batch_size, seed, step=0, **shard):
+    """A shuffled sampler whose trainer has taken `step` optimizer steps."""
+    return IndexBatches(n, batch_size, shuffle=True, seed=seed, position=lambda: step, **shard)
+
+
 @pytest.mark.parametrize(("n", "batch_size"), [(10, 3), (7, 7), (5, 100), (1, 1)])
 def test_shuffled_batches_cover_every_sample_once_per_epoch(n, batch_size):
-    sampler = IndexBatches(n, batch_size, shuffle=True, seed=1)
     orders = []
     for epoch in range(3):
-        sampler.set_epoch(epoch)
+        sampler = _sampler(n, batch_size, seed=1, step=epoch * math.ceil(n / batch_size))
         batches = list(sampler)
         assert len(batches) == len(sampler)
         assert all(len(b) <= batch_size for b in batches)
@@ -32,27 +38,27 @@ def test_shuffled_batches_cover_every_sample_once_per_epoch(n, batch_size):
         assert orders[0] != orders[1]  # reshuffled each epoch
 
 
-def test_resuming_mid_epoch_serves_the_rest_of_that_epoch():
-    uninterrupted = IndexBatches(20, 3, shuffle=True, seed=2)
-    uninterrupted.set_epoch(4)
-    epoch_4 = [b.tolist() for b in uninterrupted]
-    resumed = IndexBatches(20, 3, shuffle=True, seed=2)
-    resumed.resume_at(step=4 * 7 + 2, trainer_epoch=5)  # Lightning counts the cut epoch as done
-    resumed.set_epoch(5)
-    assert [b.tolist() for b in resumed] == epoch_4[2:]
-    resumed.set_epoch(6)
-    uninterrupted.set_epoch(5)
-    assert [b.tolist() for b in resumed] == [b.tolist() for b in uninterrupted]
+@pytest.mark.parametrize("stop", [0, 5, 7, 8, 14, 21])
+def test_the_batches_go_on_from_the_step_reached_whatever_lightnings_epoch(stop):
+    """20 samples in batches of 3: 7 a epoch. The stream from `stop` on is the uninterrupted stream's tail,
+    an epoch boundary (7, 14, 21) or not; Lightning may end an epoch early, the next iteration goes on."""
+    stream = [b.tolist() for epoch in range(5) for b in _sampler(20, 3, seed=2, step=7 * epoch)]
+    resumed, step = [], stop
+    while step < len(stream):
+        served = [b.tolist() for b in _sampler(20, 3, seed=2, step=step)]
+        taken = served[:2] if step == stop else served  # Lightning cut the first epoch short after 2 batches
+        resumed += taken
+        step += len(taken)
+    assert resumed == stream[stop:]
 
 
 def test_ranks_split_the_same_permutation_into_disjoint_shards():
     shards = []
     for rank in range(2):
-        sampler = IndexBatches(9, 2, shuffle=True, seed=3, rank=rank, world_size=2)
-        sampler.set_epoch(4)
+        sampler = _sampler(10, 2, seed=3, step=4 * 3, rank=rank, world_size=2)  # epoch 4: 3 batches a rank
         shards.append(torch.cat(list(sampler)).tolist())
     assert not set(shards[0]) & set(shards[1])
-    assert sorted(shards[0] + shards[1]) == list(range(9))
+    assert sorted(shards[0] + shards[1]) == list(range(10))
 
 
 def test_synthetic_data_is_fixed_by_its_own_seed():

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, compose_config, read_json, train_command
-from hypothesis import HealthCheck, given, settings
+from conftest import REPO, compose_config, read_json, start_train, train_command, wait_for
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
@@ -167,22 +167,10 @@ def test_a_read_only_folder_is_one_line(tmp_path):
         )
 
 
-def _start(cwd, *overrides):
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), *overrides]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_more_signals_during_the_wrap_up_still_finish_the_record(tmp_path):
     run_dir = tmp_path / "run"
-    process = _start(tmp_path, "iters=100000", f"hydra.run.dir={run_dir}")
-    _wait_for(lambda: any(run_dir.glob("events.out.tfevents.*")))
+    process = start_train(tmp_path, "iters=100000", f"hydra.run.dir={run_dir}")
+    wait_for(lambda: any(run_dir.glob("events.out.tfevents.*")))
     for _ in range(5):  # the first stops training; the others land in the validation, checkpoint and results
         process.send_signal(signal.SIGTERM)
         time.sleep(0.02)
@@ -197,8 +185,8 @@ def test_more_signals_during_the_wrap_up_still_finish_the_record(tmp_path):
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
-    process = _start(tmp_path, f"hydra.run.dir={run_dir}")
-    _wait_for(lambda: (run_dir / ".hydra" / "config.yaml").exists())  # the job starts: Lightning is importing
+    process = start_train(tmp_path, f"hydra.run.dir={run_dir}")
+    wait_for(lambda: (run_dir / ".hydra" / "config.yaml").exists())  # the job starts: Lightning is importing
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGINT
@@ -230,7 +218,9 @@ def _in_process_run(run_dir, *overrides):
     return train(cfg, run_dir, overrides)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(lr=0.01, momentum=0.0, stop=6, more=2)  # a stop on the epoch's last batch: Lightning restarts oddly there
+@example(lr=0.05, momentum=0.9, stop=9, more=14)  # mid-epoch, resumed across two epoch boundaries
 @given(
     lr=st.sampled_from([0.01, 0.05, 0.1]),
     momentum=st.sampled_from([0.0, 0.9]),

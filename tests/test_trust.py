@@ -10,23 +10,11 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, read_json, train_command
+from conftest import REPO, read_json, start_train, train_command, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trust")]  # one worker: shares module fixtures
 
 MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "optimizer.momentum=0.9", "iters=1000", "seed=0"]
-
-
-def _start(cwd, *overrides):
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), *overrides]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _state(run_dir):
@@ -51,8 +39,8 @@ def _interrupt_mid_epoch(cwd, signum, attempts=4):
     """
     for attempt in range(attempts):
         part_dir = cwd / f"part{attempt}"
-        process = _start(cwd, *MINI_BATCH, f"hydra.run.dir={part_dir}")
-        _wait_for(lambda folder=part_dir: any(folder.glob("events.out.tfevents.*")))  # training has started
+        process = start_train(cwd, *MINI_BATCH, f"hydra.run.dir={part_dir}")
+        wait_for(lambda folder=part_dir: any(folder.glob("events.out.tfevents.*")))  # training has started
         time.sleep(0.2)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=120)
@@ -98,14 +86,14 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path, uninterrupted):
 
 
 def test_a_killed_job_leaves_whole_files_and_the_summary_marks_it(tmp_path):
-    process = _start(tmp_path, "-m", "iters=5,100000")
+    process = start_train(tmp_path, "-m", "iters=5,100000")
     sweeps = tmp_path / "outputs" / "multirun"
 
     def second_job_running() -> bool:
         found = list(sweeps.glob("*/*/iters=100000/results.json"))
         return bool(found) and any(found[0].parent.glob("events.out.tfevents.*"))
 
-    _wait_for(second_job_running)
+    wait_for(second_job_running)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     (sweep_dir,) = sweeps.glob("*/*")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning as L
 import torch
@@ -23,31 +23,26 @@ from linreg.sources import Source, Split, Splits
 class IndexBatches(Sampler):
     """Yields one index object per batch: a slice in order (a view, no copy) or an index tensor when shuffled.
 
-    The shuffled order depends only on (seed, epoch), so every DDP rank draws the same permutation and takes
-    its own shard, and a resumed run sees the same batches as an uninterrupted one. Lightning calls
-    `set_epoch` at the start of each epoch.
+    The batches form one stream, epoch after epoch, each epoch shuffled from (seed, epoch). Every iteration
+    goes on from `position()`, the number of batches already trained on (the Trainer's global step), to the
+    end of that epoch. So a resumed run continues the stream exactly where the stopped one left it, whatever
+    Lightning's own epoch counter says (it counts an epoch cut short as completed, and restarts an epoch that
+    ended on the run's last step as if batches were still to come), and every DDP rank, being at the same
+    step, draws the same permutation and takes its own shard of it.
     """
 
     def __init__(
-        self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        position: Callable[[], int] = lambda: 0,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-        self.epoch_offset = 0  # data epoch minus Lightning's epoch: non-zero after a resume, see resume_at
-        self.skip = 0  # batches to leave out of the next epoch only
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def resume_at(self, step: int, trainer_epoch: int) -> None:
-        """Go on from optimizer step `step` (one step per batch): skip what its epoch already trained on.
-
-        Lightning counts an epoch cut short by an interruption as completed, so its epoch number can run
-        ahead of the data's; the offset keeps each epoch's permutation that of an uninterrupted run.
-        """
-        data_epoch, self.skip = divmod(step, len(self))
-        self.epoch_offset = data_epoch - trainer_epoch
+        self.rank, self.world_size, self.position = rank, world_size, position
 
     def _shard(self) -> tuple[int, int]:
         """This rank's equal share of the positions: [start, stop)."""
@@ -58,13 +53,13 @@ class IndexBatches(Sampler):
         return math.ceil((stop - start) / self.batch_size)
 
     def __iter__(self) -> Iterator[slice | Tensor]:
-        skip, self.skip = self.skip, 0
-        return itertools.islice(self._batches(), skip, None)
+        epoch, skip = divmod(self.position(), len(self))
+        return itertools.islice(self._batches(epoch), skip, None)
 
-    def _batches(self) -> Iterator[slice | Tensor]:
+    def _batches(self, epoch: int) -> Iterator[slice | Tensor]:
         lo, hi = self._shard()
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + self.epoch_offset)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             yield from torch.randperm(self.n, generator=generator)[lo:hi].split(self.batch_size)
         else:
             for start in range(lo, hi, self.batch_size):
@@ -156,14 +151,12 @@ class RegressionDataModule(L.LightningDataModule):
             seed=self.shuffle_seed,
             rank=rank,
             world_size=world_size,
+            position=(lambda: self.trainer.global_step) if self.trainer and sharded else (lambda: 0),
         )
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader(self.splits.train, shuffle=self.shuffle, sharded=True)
-        if self.trainer is not None:  # a resumed run goes on with exactly the batches an uninterrupted one would
-            loader.sampler.resume_at(self.trainer.global_step, self.trainer.current_epoch)
-        return loader
+        return self._loader(self.splits.train, shuffle=self.shuffle, sharded=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits.val, shuffle=False)
