@@ -71,6 +71,8 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
 
 SLURM_CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
 CANNOT_RUN = 77  # scripts/slurm_cluster.sh: this machine cannot run the cluster (not root)
+# Every test of the SLURM cluster runs on one worker (xdist loadgroup), which starts the cluster once.
+ON_THE_CLUSTER = pytest.mark.xdist_group("slurm")
 
 
 @pytest.fixture(scope="session")

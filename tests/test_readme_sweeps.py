@@ -4,10 +4,10 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import README_COMMANDS, read_json, run_readme_commands
+from conftest import ON_THE_CLUSTER, README_COMMANDS, read_json, run_readme_commands
 
-# one worker: shares module fixtures, and the SLURM cluster (a session fixture) starts once, on it
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_sweeps")]
+pytestmark = [pytest.mark.slow]
+ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
 
 SWEEPS = [c for c in README_COMMANDS if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))]
 SWEEP_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" not in c]
@@ -25,6 +25,7 @@ def readme(workdir):
     return run_readme_commands(SWEEP_COMMANDS, workdir, "multirun")
 
 
+@ONE_WORKER
 @pytest.mark.parametrize("command", SWEEP_COMMANDS)
 def test_readme_sweep_command(command, readme):
     result, sweep = readme[command].result, readme[command].folder
@@ -56,6 +57,7 @@ def test_the_readme_shows_a_slurm_sweep_and_a_slurm_ddp_sweep():
     assert SLURM_COMMANDS[1].replace(" trainer=ddp", "") == SLURM_COMMANDS[0]  # the same jobs, one process each
 
 
+@ON_THE_CLUSTER
 @pytest.mark.parametrize("command", SLURM_COMMANDS)
 def test_readme_slurm_sweep_runs_on_the_cluster(command, slurm_readme):
     _, readme = slurm_readme
@@ -73,6 +75,7 @@ def test_readme_slurm_sweep_runs_on_the_cluster(command, slurm_readme):
     assert len(polling) == 1, polling
 
 
+@ON_THE_CLUSTER
 def test_readme_slurm_ddp_jobs_equal_the_one_process_jobs(slurm_readme):
     """Each DDP job is one SLURM job of two tasks (ranks from SLURM): rank 0 alone writes, same weights."""
     _, readme = slurm_readme
@@ -98,12 +101,14 @@ def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
     raise AssertionError(f"no sweep ran with {command_part}")
 
 
+@ONE_WORKER
 def test_readme_joblib_sweep_equals_the_sequential_one(readme, workdir):
     parallel = _sweep_weights(workdir, "hydra/launcher=joblib")
     sequential = _sweep_weights(workdir, "lr=0.001,0.01,0.1,1.0")
     assert len(parallel) == 6 and parallel == {job: sequential[job] for job in parallel}
 
 
+@ONE_WORKER
 def test_readme_submitit_and_optuna_sweeps_ran_their_engines(readme, workdir):
     assert len(_sweep_weights(workdir, "hydra/launcher=submitit_local")) == 2
     (submitit,) = [s for s in (workdir / "outputs" / "multirun").glob("*/*") if (s / ".submitit").is_dir()]

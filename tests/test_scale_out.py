@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose_config, read_json, run_command, train_command
+from conftest import ON_THE_CLUSTER, REPO, compose_config, read_json, run_command, train_command
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -17,7 +17,6 @@ from linreg.distributed import Started, external_launch, require_processes
 from linreg.errors import InvalidInput
 
 PYTHON_TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
-ON_THE_CLUSTER = pytest.mark.xdist_group("readme_sweeps")  # the worker that starts the SLURM cluster once
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
