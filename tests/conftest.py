@@ -83,12 +83,39 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     return result, run_dir
 
 
+SLURM_CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
+CANNOT_RUN = 77  # scripts/slurm_cluster.sh: this machine cannot run the cluster (not root)
+# Every test of the SLURM cluster runs on one worker (xdist loadgroup), which starts the cluster once.
+ON_THE_CLUSTER = pytest.mark.xdist_group("slurm")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[str]:
+    """The real one-node SLURM cluster of scripts/slurm_cluster.sh; yields its partition.
+
+    Started here unless it is up already, and then stopped here. Skipped, with the script's reason, only on
+    a machine that cannot run it (not root); CI (CI=true) runs as root and must never skip these tests.
+    """
+    was_up = subprocess.run([str(SLURM_CLUSTER), "status"], capture_output=True).returncode == 0
+    started = subprocess.run([str(SLURM_CLUSTER), "start"], capture_output=True, text=True, timeout=600)
+    if started.returncode == CANNOT_RUN and not os.environ.get("CI"):
+        pytest.skip(f"no SLURM cluster on this machine: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stderr
+    yield "debug"
+    if not was_up:
+        subprocess.run([str(SLURM_CLUSTER), "stop"], capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
 def tensorboard_server(logdir: Path) -> Iterator[Callable[..., Any]]:
     """A real `tensorboard` server on 127.0.0.1 for `logdir`; yields `api(path, body=None)` for its JSON."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
     process = subprocess.Popen(
         [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],

@@ -1,12 +1,24 @@
 """The README's commands for single runs, run as a user would, in the order the README shows them."""
 
 import json
+import os
 import re
+import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import README_COMMANDS, README_TEXT, REPO, read_json, run_readme_commands, tensorboard_server
+from conftest import (
+    README_COMMANDS,
+    README_TEXT,
+    REPO,
+    free_port,
+    read_json,
+    run_readme_commands,
+    tensorboard_server,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_runs")]  # one worker: shares module fixtures
 
@@ -17,6 +29,7 @@ def is_sweep_command(command: str) -> bool:
 
 # Each distinct command once: the README shows `python scripts/tutorial.py all` twice.
 RUN_COMMANDS = list(dict.fromkeys(c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c)))
+TORCHRUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("torchrun ")]
 
 
 def test_the_readme_shows_the_two_setup_commands_first():
@@ -27,7 +40,7 @@ def test_the_readme_shows_the_two_setup_commands_first():
 def test_every_readme_command_is_covered():
     others = {"make train", "make test", "tensorboard --logdir outputs"}
     sweeps = [c for c in README_COMMANDS if is_sweep_command(c)]  # tests/test_readme_sweeps.py
-    assert set(README_COMMANDS) <= set(RUN_COMMANDS) | set(sweeps) | others
+    assert set(README_COMMANDS) <= set(RUN_COMMANDS) | set(TORCHRUN_COMMANDS) | set(sweeps) | others
 
 
 def test_the_readme_model_example_is_the_shipped_code():
@@ -87,6 +100,27 @@ def test_readme_ddp_run_equals_the_single_process_run(readme, workdir):
     assert ddp[0]["weight"][0][0] == pytest.approx(single[0]["weight"][0][0], abs=1e-5)
     assert ddp[0]["bias"][0] == pytest.approx(single[0]["bias"][0], abs=1e-5)
     assert ddp[0]["train_loss"] == pytest.approx(single[0]["train_loss"], rel=1e-4, abs=1e-9)
+
+
+def test_readme_torchrun_command_on_two_nodes_equals_the_single_process_run(readme, workdir, tmp_path):
+    """The two-machine command, started twice here (`HEAD=127.0.0.1`): one run, one folder, one process's weights."""
+    (command,) = TORCHRUN_COMMANDS
+    line = command.replace("$HEAD:29500", f"127.0.0.1:{free_port()}").replace("scripts/", f"{REPO}/scripts/")
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), *shlex.split(line)[1:]]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    nodes = [subprocess.Popen(torchrun, cwd=tmp_path, env=env, **pipes) for _ in range(2)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")  # both ranks, one run folder
+    assert sum(f"run folder: {run.relative_to(tmp_path)}" in out for out, _ in outputs) == 1  # rank 0 prints
+    record = read_json(run / "results.json")
+    (single,) = [r for r in map(read_json, (workdir / "outputs" / "runs").glob("*/*/results.json"))
+                 if r["overrides"] == {"lr": "0.1", "iters": "500", "seed": "0"}]  # fmt: skip
+    assert record["status"] == "ok" and record["steps"] == 500
+    assert record["weight"][0][0] == pytest.approx(single["weight"][0][0], abs=1e-5)
+    assert record["bias"][0] == pytest.approx(single["bias"][0], abs=1e-5)
+    assert record["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4, abs=1e-9)
 
 
 def test_readme_tensorboard_command_serves_the_runs(readme, workdir):

@@ -4,16 +4,14 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import README_COMMANDS, REPO, read_json, run_readme_commands
-from hydra import compose, initialize_config_dir
+from conftest import ON_THE_CLUSTER, README_COMMANDS, read_json, run_readme_commands
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_sweeps")]  # one worker: shares module fixtures
+pytestmark = [pytest.mark.slow]
+ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
 
-SWEEP_COMMANDS = [
-    c
-    for c in README_COMMANDS
-    if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py")) and "hydra/launcher=slurm" not in c
-]
+SWEEPS = [c for c in README_COMMANDS if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))]
+SWEEP_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" not in c]
+SLURM_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" in c]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +25,7 @@ def readme(workdir):
     return run_readme_commands(SWEEP_COMMANDS, workdir, "multirun")
 
 
+@ONE_WORKER
 @pytest.mark.parametrize("command", SWEEP_COMMANDS)
 def test_readme_sweep_command(command, readme):
     result, sweep = readme[command].result, readme[command].folder
@@ -47,13 +46,52 @@ def test_readme_sweep_command(command, readme):
         assert result.stdout.strip().splitlines()[-1] == "best by val_mse: iters=1000,lr=0.1 (val_mse = 0)"
 
 
-def test_readme_slurm_command_composes_its_launcher():
-    (command,) = [c for c in README_COMMANDS if "hydra/launcher=slurm" in c]
-    overrides = [a for a in command.split()[2:] if a != "-m" and "," not in a]  # a sweep list composes per job
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        launcher = compose("train", overrides=overrides, return_hydra_config=True).hydra.launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 60, 0)
+@pytest.fixture(scope="module")
+def slurm_readme(slurm_cluster, tmp_path_factory):
+    """The README's SLURM sweeps, run for real on the local cluster (partition `debug`)."""
+    cwd = tmp_path_factory.mktemp("readme_slurm")
+    return cwd, run_readme_commands(SLURM_COMMANDS, cwd, "multirun")
+
+
+def test_the_readme_shows_a_slurm_sweep_and_a_slurm_ddp_sweep():
+    assert len(SLURM_COMMANDS) == 2 and "trainer=ddp" in SLURM_COMMANDS[1]
+    assert SLURM_COMMANDS[1].replace(" trainer=ddp", "") == SLURM_COMMANDS[0]  # the same jobs, one process each
+
+
+@ON_THE_CLUSTER
+@pytest.mark.parametrize("command", SLURM_COMMANDS)
+def test_readme_slurm_sweep_runs_on_the_cluster(command, slurm_readme):
+    _, readme = slurm_readme
+    result, sweep = readme[command].result, readme[command].folder
+    assert result.returncode == 0, f"{command}\n{result.stderr}"
+    jobs = sorted(p.parent.name for p in sweep.glob("*/results.json"))
+    assert len(jobs) == 2 and all(read_json(sweep / job / "results.json")["status"] == "ok" for job in jobs)
+    with (sweep / "summary.csv").open() as file:
+        assert sorted(row["job"] for row in csv.DictReader(file)) == jobs  # each job listed once
+    assert "sweep summary" in result.stdout and result.stdout.strip().splitlines()[-1].startswith("best by val_mse:")
+    # one SLURM job per sweep job, submitted through sbatch: submitit's folder holds each job's task logs
+    assert len(list((sweep / ".submitit").glob("*_[0-9]/*_0_log.out"))) == 2
+    # submitit's polling: sacct fails here (no accounting), said once instead of twice per poll
+    polling = [line for line in (result.stdout + result.stderr).splitlines() if "sacct" in line or "accounting" in line]
+    assert len(polling) == 1, polling
+
+
+@ON_THE_CLUSTER
+def test_readme_slurm_ddp_jobs_equal_the_one_process_jobs(slurm_readme):
+    """Each DDP job is one SLURM job of two tasks (ranks from SLURM): rank 0 alone writes, same weights."""
+    _, readme = slurm_readme
+    single, ddp = (readme[command].folder for command in SLURM_COMMANDS)
+    for job in (p.parent.name for p in single.glob("*/results.json")):
+        one, two = read_json(single / job / "results.json"), read_json(ddp / f"{job},trainer=ddp" / "results.json")
+        assert two["weight"][0][0] == pytest.approx(one["weight"][0][0], abs=1e-5)
+        assert two["bias"][0] == pytest.approx(one["bias"][0], abs=1e-5)
+        assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4, abs=1e-9)
+        events = list((ddp / f"{job},trainer=ddp").glob("events.out.tfevents.*"))
+        assert events and len({p.name.split(".")[4] for p in events}) == 1  # one process (rank 0) wrote events
+    tasks = sorted(p.name.split("_")[2] for p in (ddp / ".submitit").glob("*_[0-9]/*_log.out"))
+    assert tasks == ["0", "0", "1", "1"]  # two SLURM tasks per job
+    single_tasks = sorted(p.name.split("_")[2] for p in (single / ".submitit").glob("*_[0-9]/*_log.out"))
+    assert single_tasks == ["0", "0"]
 
 
 def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
@@ -64,12 +102,14 @@ def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
     raise AssertionError(f"no sweep ran with {command_part}")
 
 
+@ONE_WORKER
 def test_readme_joblib_sweep_equals_the_sequential_one(readme, workdir):
     parallel = _sweep_weights(workdir, "hydra/launcher=joblib")
     sequential = _sweep_weights(workdir, "lr=0.001,0.01,0.1,1.0")
     assert len(parallel) == 6 and parallel == {job: sequential[job] for job in parallel}
 
 
+@ONE_WORKER
 def test_readme_submitit_and_optuna_sweeps_ran_their_engines(readme, workdir):
     assert len(_sweep_weights(workdir, "hydra/launcher=submitit_local")) == 2
     (submitit,) = [s for s in (workdir / "outputs" / "multirun").glob("*/*") if (s / ".submitit").is_dir()]

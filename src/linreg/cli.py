@@ -22,6 +22,7 @@ from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, split_overrides, write_results
 from linreg.targets import allowed_class, targets
@@ -118,11 +119,9 @@ def main(cfg: DictConfig) -> float:
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task)  # as typed: `lr=${x}` is not resolved here
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        if multirun and "ddp" in str(OmegaConf.select(cfg, "trainer.strategy", default="")):
-            raise InvalidInput(
-                "trainer=ddp: DDP cannot run inside a multirun (its workers re-run the command line, "
-                "Lightning #11300); start each DDP run as its own single run"
-            )
+        if multirun and uses_ddp(cfg.get("trainer")):
+            refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
+        require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
         from linreg.train import is_global_zero, train  # imports Lightning: only once Hydra has parsed the command
 
         record = train(cfg, run_dir, overrides)

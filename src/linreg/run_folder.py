@@ -16,6 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from linreg.distributed import external_launch
 from linreg.errors import InvalidInput, fault_line
 
 # Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
@@ -50,6 +51,12 @@ class FreshFolders(Callback):
 
 
 def first_process() -> bool:
+    """The process that claims the run folder: not a rank Lightning started for DDP, and not one of several
+    that torchrun or srun started at once (they may write the folder in any order; its name is already
+    unique to their launch, `linreg.distributed.run_name`)."""
+    started = external_launch()
+    if started is not None and started.world_size > 1:
+        return False
     return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
 
 
