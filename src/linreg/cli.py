@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, split_overrides, write_results
+from linreg.run_folder import discard_unused_folder
 from linreg.targets import allowed_class, targets
 
 
@@ -47,12 +48,14 @@ def run_app(app: Callable[[], Any]) -> None:
         app()
     except CompactHydraException as error:  # bad overrides and missing configs, found before any job runs
         print(f"error: {hydra_error_line(error)}", file=sys.stderr)
+        discard_unused_folder()
         sys.exit(2)
     except OSError as error:  # Hydra could not create or write the run folder
         print(f"error: {fault_line(error)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl+C before a run's record was started (during imports, say)
         print("error: interrupted by SIGINT before training started; no run was recorded", file=sys.stderr)
+        discard_unused_folder()
         sys.exit(128 + signal.SIGINT)
     finally:
         del os.environ["HYDRA_FULL_ERROR"]
@@ -134,6 +137,7 @@ def main(cfg: DictConfig) -> float:
     except InvalidInput as error:
         if not multirun:
             print(f"error: {error}", file=sys.stderr)
+            discard_unused_folder()
             sys.exit(2)
         print(f"error: job {hydra_cfg.job.override_dirname}: {error}", file=sys.stderr)
         write_results(run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)})

@@ -8,7 +8,9 @@ at once with the same folder cannot both pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from linreg.errors import InvalidInput, fault_line
 # Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
 # distributed run; only the first process claims the folder, the others join it.
 RANK_VARIABLES = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
+
+
+_claimed: list[Path] = []  # the folder this process claimed, while it may still be given back
 
 
 class FreshFolders(Callback):
@@ -42,6 +47,7 @@ class FreshFolders(Callback):
             return
         try:
             claim(folder, key, first_entry)
+            _claimed.append(folder)
         except InvalidInput as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
@@ -76,3 +82,18 @@ def claim(folder: Path, key: str, first_entry: Path) -> None:
             (folder / first_entry).mkdir()
     except FileExistsError:
         raise refusal from None
+
+
+def discard_unused_folder() -> None:
+    """Remove the run or sweep folder this process claimed, when it was refused before recording anything.
+
+    A refused command then leaves nothing behind in outputs/ (Hydra had already written `.hydra/` and an empty
+    log there). Only a folder that was new or empty when claimed, and still holds no results.json at any
+    depth, is removed; so is its date folder, if that is left empty.
+    """
+    for folder in _claimed:
+        if folder.is_dir() and not any(folder.rglob("results.json")):
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()  # only if empty
+    _claimed.clear()
