@@ -81,12 +81,18 @@ def test_a_run_cut_short_by_the_trainers_time_limit_says_so(tmp_path):
         ("+trainer.limit_val_batches=0", "trainer.limit_val_batches: 0 is refused: the run's validation metrics"),
         ("+trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches: 2 is refused: an iter is one"),
         ("trainer=ddp trainer.devices=3", "trainer.devices: 3 processes cannot share the 4 training rows"),
+        ("trainer.devices=2 +trainer.strategy=ddp_spawn", "trainer.strategy: 'ddp_spawn' is refused: its processes"),
+        ("trainer.check_val_every_n_epoch=2", "trainer: Lightning stopped the run: `val_check_interval` (100) must"),
+        ("-m trainer.devices=2 lr=0.1,0.01", "error: job lr=0.1,trainer.devices=2: trainer=ddp: DDP cannot run"),
     ],
 )
 def test_trainer_arguments_that_would_break_a_promise_are_refused(tmp_path, override, message):
     result = train_command(tmp_path, *override.split())
-    assert one_error_line(result).startswith(f"error: {message}")
-    assert not list(tmp_path.rglob("results.json"))
+    if override.startswith("-m"):  # a sweep: each job refused, the sweep ends non-zero
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        return
+    assert one_error_line(result).startswith(message if message.startswith("error") else f"error: {message}")
+    assert not [p for p in tmp_path.rglob("results.json") if json.loads(p.read_text())["status"] != "failed"]
 
 
 def test_no_run_writes_into_another_runs_folder(lr_run, tmp_path):
@@ -104,6 +110,38 @@ def test_no_run_writes_into_another_runs_folder(lr_run, tmp_path):
 def _sweep_command(sweep_dir, *overrides):
     script = str(REPO / "scripts" / "train.py")
     return [sys.executable, script, "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+
+
+def test_jobs_of_a_sweep_never_share_a_folder(tmp_path):
+    result = subprocess.run(
+        _sweep_command(tmp_path / "s", "iters=20,30", "hydra.sweep.subdir=same"), capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "already holds another job's results" in result.stderr
+    assert read_json(tmp_path / "s" / "same" / "results.json")["iters"] == 20  # the first job's record is whole
+
+
+def test_resuming_a_diverged_run_is_refused(tmp_path):
+    assert train_command(tmp_path, "lr=1.0", "iters=100", run_dir=tmp_path / "dv").returncode == 0
+    assert read_json(tmp_path / "dv" / "results.json")["status"] == "diverged"
+    result = train_command(tmp_path, f"resume={tmp_path / 'dv'}", "iters=200")
+    assert (
+        one_error_line(result)
+        == f"error: resume: the run in {tmp_path / 'dv'} diverged; expected a new run, with a smaller lr"
+    )
+
+
+def test_a_signal_during_the_final_validation_still_ends_in_a_whole_record(tmp_path):
+    run_dir = tmp_path / "run"
+    big = ["data=synthetic", "data.source.n_samples=200000", "data.batch_size=1", "iters=10", "logger=none"]
+    process = start_train(tmp_path, *big, f"hydra.run.dir={run_dir}")
+    wait_for(lambda: (run_dir / "results.json").exists())  # the data is loaded; 10 steps, then 20000 val batches
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert "Traceback" not in stderr
+    record = read_json(run_dir / "results.json")
+    assert record["status"] == "ok" and record["steps"] == 10  # it had reached iters: the record is complete
+    assert record["val_mse"] is not None and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_a_sweep_folder_is_never_shared(tmp_path):
@@ -201,6 +239,7 @@ def test_ddp_with_a_validation_split_that_does_not_divide_scores_like_one_proces
     assert ddp.returncode == 0 and single.returncode == 0, ddp.stderr + single.stderr
     assert "Traceback" not in ddp.stderr
     records = [read_json(tmp_path / name / "results.json") for name in ("ddp", "single")]
+    assert (records[0]["processes"], records[0]["batch_size"]) == (2, 24)  # the full batch: all 24 training rows
     for key in ("val_mse", "val_mae", "val_r2"):
         assert records[0][key] is not None
         assert records[0][key] == pytest.approx(records[1][key], rel=1e-5), key

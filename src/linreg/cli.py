@@ -24,8 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
-from linreg.results import FINISHED, split_overrides, write_results
+from linreg.results import FINISHED, RESULTS_FILE, split_overrides, write_results
 from linreg.run_folder import discard_unused_folder
+from linreg.sweep import write_tables
 from linreg.targets import allowed_class, targets
 
 
@@ -122,6 +123,13 @@ def main(cfg: DictConfig) -> float:
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task)  # as typed: `lr=${x}` is not resolved here
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        if multirun and (run_dir / RESULTS_FILE).exists():  # written by an earlier job of this sweep
+            print(
+                f"error: job {hydra_cfg.job.override_dirname}: hydra.sweep.subdir: its folder '{run_dir}' already "
+                "holds another job's results; expected a subdir unique to each job, e.g. ${hydra.job.num}",
+                file=sys.stderr,
+            )
+            sys.exit(2)  # every later job would collide too: the sweep stops, the earlier job's files intact
         if multirun and uses_ddp(cfg.get("trainer")):
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
@@ -145,6 +153,8 @@ def main(cfg: DictConfig) -> float:
     if is_global_zero():
         print("\n".join(summary_lines(record, run_dir)))
     if record["status"] == "interrupted":
+        if multirun:  # the sweep stops here: its tables still list what ran (Hydra's callback will not)
+            write_tables(Path(hydra_cfg.sweep.dir), cfg.objective)
         sys.exit(128 + signal.Signals[record["interrupted_by"]].value)  # the shell's convention for a signal
     return objective(record, cfg.objective)
 

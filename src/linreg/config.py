@@ -95,6 +95,12 @@ def check(cfg: DictConfig) -> None:
     for key, (harmless, why) in TRAINER_KEYS_THAT_BREAK_A_PROMISE.items():
         if key in cfg.trainer and cfg.trainer[key] not in harmless:
             raise InvalidInput(f"trainer.{key}: {cfg.trainer[key]!r} is refused: {why}")
+    strategy = str(cfg.trainer.get("strategy", ""))
+    if any(word in strategy for word in ("spawn", "fork", "notebook")):
+        raise InvalidInput(
+            f"trainer.strategy: {strategy!r} is refused: its processes keep the steps and callbacks to themselves, "
+            "so results.json could not say what happened; expected trainer=ddp"
+        )
     require_gpu_if_asked(cfg.trainer)
 
 

@@ -125,9 +125,10 @@ class RegressionDataModule(L.LightningDataModule):
     def n_targets(self) -> int:
         return self.splits.train.y.shape[1]
 
-    def effective_batch_size(self) -> int:
-        """The number of training samples per optimizer step (the whole set for the full batch)."""
-        return len(self.splits.train) if self.batch_size is None else self.batch_size
+    def effective_batch_size(self, processes: int = 1) -> int:
+        """The number of training samples per optimizer step (the whole set for the full batch): under DDP
+        each of the `processes` steps on its own batch, and their gradients are averaged."""
+        return len(self.splits.train) if self.batch_size is None else self.batch_size * processes
 
     def require_even_shards(self, world_size: int) -> None:
         """DDP ranks must train on equal shards: otherwise their gradients do not average to the full-data one,

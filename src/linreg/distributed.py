@@ -26,7 +26,12 @@ STORE_TIMEOUT = datetime.timedelta(minutes=5)  # how long a torchrun rank waits 
 
 
 def uses_ddp(trainer: object) -> bool:
-    return isinstance(trainer, DictConfig) and "ddp" in str(trainer.get("strategy", ""))
+    """DDP by name, or by more than one process (Lightning's "auto" strategy picks DDP then)."""
+    if not isinstance(trainer, DictConfig):
+        return False
+    devices, num_nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    processes = (devices if type(devices) is int else 1) * (num_nodes if type(num_nodes) is int else 1)
+    return "ddp" in str(trainer.get("strategy", "")) or processes > 1
 
 
 def refuse_ddp_in_multirun(launcher_target: str) -> None:

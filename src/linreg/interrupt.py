@@ -31,7 +31,8 @@ class GracefulInterrupt(L.Callback):
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._note)
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # `cmd &` in a script ignores SIGINT: keep it so
+                    self._previous[signum] = signal.signal(signum, self._note)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -39,12 +40,13 @@ class GracefulInterrupt(L.Callback):
             signal.signal(signum, handler)
         self._previous.clear()
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning's fit installs a SIGTERM handler of its own that ends in an exception: ours is put back
-        # on top for the training (Lightning restores ours, from before fit, when fit ends).
-        if self._previous:
-            for signum in SIGNALS:
-                signal.signal(signum, self._note)
+    def _reinstall(self, *args: Any) -> None:
+        """Lightning's fit and validate install a SIGTERM handler of their own, whose loops then raise an
+        exception: ours is put back on top (Lightning restores ours, from before, when it ends)."""
+        for signum in self._previous:
+            signal.signal(signum, self._note)
+
+    on_train_start = on_validation_start = on_test_start = _reinstall
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = signal.Signals(signum)

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from linreg.errors import InvalidInput
-from linreg.results import CHECKPOINT
+from linreg.results import CHECKPOINT, read_results
 
 CHANGEABLE = ("resume", "iters")
 
@@ -33,6 +33,8 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         raise InvalidInput(
             f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
         )
+    if _status(run_dir) == "diverged":
+        raise InvalidInput(f"resume: the run in {run_dir} diverged; expected a new run, with a smaller lr")
     resumed = OmegaConf.load(saved)
     if "_target_" not in resumed.get("model", {}):
         raise InvalidInput(
@@ -44,3 +46,12 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if "iters" in keys:
             resumed.iters = cfg.iters
     return resumed
+
+
+def _status(run_dir: Path) -> str | None:
+    """The status its results.json records, if it has a readable one."""
+    try:
+        record = read_results(run_dir)
+    except (OSError, ValueError):
+        return None
+    return record.get("status") if isinstance(record, dict) else None

@@ -12,13 +12,13 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
-from linreg.distributed import external_launch
 from linreg.errors import InvalidInput, fault_line
 
 # Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
@@ -36,10 +36,31 @@ class FreshFolders(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._claim_or_exit(Path(config.hydra.run.dir), "hydra.run.dir", Path(".hydra"))
+        folder = Path(config.hydra.run.dir)
+        if not first_process():
+            # The other ranks of a torchrun or srun launch join rank 0's folder: they must not write Hydra's
+            # files into it before rank 0 has claimed it (Lightning's own DDP ranks are started that way too).
+            with read_write(config), open_dict(config):
+                config.hydra.output_subdir = None
+            self._join_or_exit(folder)
+            return
+        self._claim_or_exit(folder, "hydra.run.dir", Path(".hydra"))
+        if launch_id():
+            (folder / ".hydra" / LAUNCH_FILE).write_text(launch_id())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._claim_or_exit(Path(config.hydra.sweep.dir), "hydra.sweep.dir", Path("multirun.yaml"))
+
+    @staticmethod
+    def _join_or_exit(folder: Path) -> None:
+        """Wait until rank 0 of this launch has claimed the folder; if it refused it, stop too (not hang)."""
+        if not launch_id():
+            return  # a rank Lightning started: its parent claimed the folder before starting it
+        marker, deadline = folder / ".hydra" / LAUNCH_FILE, time.monotonic() + JOIN_TIMEOUT_S
+        while not (marker.is_file() and marker.read_text() == launch_id()):
+            if time.monotonic() > deadline:
+                sys.exit(2)  # rank 0 refused the folder and said why; this rank has nothing to add
+            time.sleep(0.1)
 
     @staticmethod
     def _claim_or_exit(folder: Path, key: str, first_entry: Path) -> None:
@@ -56,24 +77,36 @@ class FreshFolders(Callback):
             sys.exit(1)
 
 
+LAUNCH_FILE = "launch"  # in `.hydra/`: which torchrun or srun launch claimed the folder
+JOIN_TIMEOUT_S = 120  # how long the other ranks wait for rank 0's claim
+
+
+def launch_id() -> str:
+    """What the processes of one torchrun or srun launch share, and no other launch has; "" otherwise."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return f"torchrun {os.environ['TORCHELASTIC_RUN_ID']}"
+    if "SLURM_STEP_ID" in os.environ:
+        return f"slurm {os.environ.get('SLURM_JOB_ID')}.{os.environ['SLURM_STEP_ID']}"
+    return ""
+
+
 def first_process() -> bool:
-    """The process that claims the run folder: not a rank Lightning started for DDP, and not one of several
-    that torchrun or srun started at once (they may write the folder in any order; its name is already
-    unique to their launch, `linreg.distributed.run_name`)."""
-    started = external_launch()
-    if started is not None and started.world_size > 1:
-        return False
+    """The process that claims the run folder: rank 0 of a launch by Lightning, torchrun or srun."""
     return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
 
 
 def claim(folder: Path, key: str, first_entry: Path) -> None:
-    """Make `folder` this run's, or raise: it must be new or empty, and `first_entry` not yet made by another."""
+    """Make `folder` this run's, or raise: it must be new or hold only log files, and `first_entry` not yet made
+    by another command."""
     refusal = InvalidInput(
         f"{key}: '{folder}' already holds files (another run's?); expected a new or empty folder, so that no "
         "run writes into another's"
     )
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"{key}: '{folder}' is a file, not a folder; expected a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
-    if any(folder.iterdir()):
+    # Log files may be there already: other ranks of the same launch open theirs as they start.
+    if any(not entry.name.endswith(".log") for entry in folder.iterdir()):
         raise refusal
     try:
         if first_entry.suffix:

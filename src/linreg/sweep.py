@@ -36,12 +36,14 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
         job_dir = hydra_dir.parent
-        if job_dir == sweep_dir:
-            continue
+        if job_dir == sweep_dir and not (job_dir / "results.json").exists():
+            continue  # the sweep's own folder, unless a sweep without overrides ran its one job there
         try:
             record = read_results(job_dir)
         except (OSError, json.JSONDecodeError):
             record = {"status": "missing"}
+        if not isinstance(record, dict):
+            record = {"status": "missing"}  # not a record this project wrote
         rows.append({"job": str(job_dir.relative_to(sweep_dir)), **record})
     return rows
 

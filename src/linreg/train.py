@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -65,7 +67,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         logger=loggers or False, callbacks=callbacks,
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
-    record = _started_record(cfg, datamodule, model, overrides)
+    record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
 
     with interrupt, _failures_recorded(run_dir, record):
         if is_global_zero():
@@ -121,6 +123,11 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
         path = Path(cfg.resume) / CHECKPOINT
         checkpoint = read_checkpoint(path)
         reached = int(checkpoint.get("global_step", 0))
+        if "max_time" in cfg.trainer:
+            raise InvalidInput(
+                f"resume: the run in {cfg.resume} was limited by trainer.max_time, whose clock is restored with "
+                "it and cannot change; expected a new run"
+            )
         if reached >= cfg.iters:
             raise InvalidInput(
                 f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
@@ -166,7 +173,7 @@ def is_global_zero() -> bool:
 
 
 def _started_record(
-    cfg: DictConfig, datamodule: RegressionDataModule, model: Regression, overrides: Sequence[str]
+    cfg: DictConfig, datamodule: RegressionDataModule, model: Regression, overrides: Sequence[str], processes: int
 ) -> dict[str, Any]:
     """What the run is, before it trains: written as "running" so that a killed run leaves it behind."""
     return {
@@ -177,7 +184,8 @@ def _started_record(
         "data": datamodule.name,
         "model": type(model).__name__,
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
-        "batch_size": datamodule.effective_batch_size(),
+        "batch_size": datamodule.effective_batch_size(processes),  # samples per optimizer step, all processes
+        "processes": processes,
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
         "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
@@ -233,16 +241,36 @@ def _failures_recorded(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
         yield
         if thread_faults:
             raise thread_faults[0]
-    except OSError as error:
+    except Exception as error:  # a failed write, a callback or a Trainer argument that fails: never "running"
+        fault = _os_error_behind(error)
+        reason = (str(error).strip().splitlines() or [""])[0]
         if is_global_zero():
-            write_failure(run_dir, record, f"{error.filename or run_dir}: {error.strerror or error}")
-        raise
-    except Exception as error:  # a callback or a Trainer argument that fails during training: never "running"
-        if is_global_zero():
-            write_failure(run_dir, record, f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+            failure = (
+                f"{fault.filename or run_dir}: {fault.strerror or fault}"
+                if fault
+                else f"{type(error).__name__}: {reason}"
+            )
+            write_failure(run_dir, record, failure)
+        if fault is not None:
+            raise fault from None
+        if _raised_by_lightning(error):  # Lightning refusing a setting it only checks while running
+            raise InvalidInput(f"trainer: Lightning stopped the run: {reason}") from None
         raise
     finally:
         threading.excepthook = previous_hook
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The failed write behind an error, if any: Lightning's loggers wrap one in a ValueError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _raised_by_lightning(error: BaseException) -> bool:
+    """True when the error comes from Lightning's own code (its checks of callbacks and Trainer arguments)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and f"{os.sep}lightning{os.sep}" in frames[-1].filename
 
 
 def _predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
