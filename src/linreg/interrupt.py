@@ -7,11 +7,14 @@ and its results would be lost. Here the step finishes, the checkpoint is saved, 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -47,6 +50,15 @@ class GracefulInterrupt(L.Callback):
             signal.signal(signum, self._note)
 
     on_train_start = on_validation_start = on_test_start = _reinstall
+
+    @contextlib.contextmanager
+    def lightnings_sigterm_noted(self) -> Iterator[None]:
+        """Around `fit` and `validate`: a SIGTERM that reaches Lightning's own handler (it installs one when they
+        start, before our hooks can put ours back) ends them with SIGTERMException; it is noted like ours."""
+        try:
+            yield
+        except SIGTERMException:
+            self.received = self.received or signal.SIGTERM
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = signal.Signals(signum)

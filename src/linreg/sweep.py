@@ -142,7 +142,7 @@ def write_plot(sweep_dir: Path) -> Path:
     if any(r["status"] == "diverged" for r in rows):
         axes.plot([], [], "kx", mew=2, label="diverged")
     axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss")
-    axes.set_title(f"sweep {sweep_dir.parent.name}/{sweep_dir.name}")
+    axes.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     buffer = io.BytesIO()

@@ -76,10 +76,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
                 save_config(run_dir, cfg)  # the folder says what it trains with, not Hydra's defaults
         started = time.perf_counter()
         resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        with interrupt.lightnings_sigterm_noted():
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_s = time.perf_counter() - started
-        diverged = monitor.diverged_at_step is not None
-        val = {} if diverged else trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+        val: dict[str, float] = {}
+        if monitor.diverged_at_step is None:
+            with interrupt.lightnings_sigterm_noted():
+                val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
 
         record.update(
