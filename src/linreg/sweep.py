@@ -118,11 +118,16 @@ def write_plot(sweep_dir: Path) -> Path:
     (`iters=100`, or `model=mlp,optimizer=adam`).
 
     A loss of exactly 0 cannot sit on a log axis: it is drawn at the bottom edge as a triangle. Diverged
-    jobs have no loss: they are drawn at the top edge as an x.
+    jobs have no loss: they are drawn at the top edge as an x. A job stopped before its first step has no
+    loss either, and is left out of the plot (the table lists it).
     """
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
-    rows = [row for row in collect(sweep_dir) if row.get("status") in (*FINISHED, "diverged")]
+    rows = [
+        row
+        for row in collect(sweep_dir)
+        if row.get("status") == "diverged" or (row.get("status") in FINISHED and row.get("train_loss") is not None)
+    ]
     positive = [r["train_loss"] for r in rows if r["status"] in FINISHED and r.get("train_loss")]
     floor, ceiling = min(positive, default=1.0) / 10, max(positive, default=1.0) * 10
     figure = Figure(figsize=(7, 4.5), layout="constrained")
