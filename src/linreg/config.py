@@ -60,12 +60,12 @@ def check(cfg: DictConfig) -> None:
     their own keys when they are built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers).
     """
     try:
-        OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. from `iters=${lrr}`, names a real key
+        resolved = OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. `iters=${lrr}`, names a real key
     except InterpolationResolutionError as error:
         reason = str(error).splitlines()[0]
         expected = "expected a value, or ${key} naming a key of the config"
         raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
-    refuse_unallowed_targets(cfg)
+    refuse_unallowed_targets(resolved)
     for group in ("data", "model", "optimizer", "trainer"):
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:

@@ -36,6 +36,11 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     if _status(run_dir) == "diverged":
         raise InvalidInput(f"resume: the run in {run_dir} diverged; expected a new run, with a smaller lr")
     resumed = OmegaConf.load(saved)
+    if isinstance(resumed.get("trainer"), DictConfig) and "max_time" in resumed.trainer:
+        raise InvalidInput(
+            f"resume: the run in {cfg.resume} was limited by trainer.max_time, whose clock is restored with "
+            "it and cannot change; expected a new run"
+        )
     if "_target_" not in resumed.get("model", {}):
         raise InvalidInput(
             f"resume: '{run_dir}' was trained by an older version of this project (its config names no "

@@ -126,11 +126,6 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
         path = Path(cfg.resume) / CHECKPOINT
         checkpoint = read_checkpoint(path)
         reached = int(checkpoint.get("global_step", 0))
-        if "max_time" in cfg.trainer:
-            raise InvalidInput(
-                f"resume: the run in {cfg.resume} was limited by trainer.max_time, whose clock is restored with "
-                "it and cannot change; expected a new run"
-            )
         if reached >= cfg.iters:
             raise InvalidInput(
                 f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
