@@ -45,7 +45,7 @@ def test_grid_runs_every_job_in_a_folder_named_by_its_overrides(grid):
         assert f"iters={record['iters']},lr={record['lr']}" == job
         events = EventAccumulator(str(sweep_dir / job))
         events.Reload()
-        assert events.Scalars("train/loss")[-1].step == record["iters"]
+        assert events.Scalars("loss/train")[-1].step == record["iters"]
 
 
 def test_grid_summary_table_best_first_and_plot(grid):
@@ -115,12 +115,12 @@ def test_tensorboard_lists_each_job_with_its_hparams(grid):
         sessions = hparams_sessions(api)
     jobs = {f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")}
     assert jobs <= runs
-    assert all("train/loss" in tags[job] for job in jobs)
+    assert all("loss/train" in tags[job] for job in jobs)
     assert set(sessions) == jobs  # diverged jobs too, with NaN metrics
     for job in OK_JOBS:
         session, record = sessions[job], read_json(sweep_dir / job / "results.json")
         assert (session["hparams"]["lr"], session["hparams"]["iters"]) == (record["lr"], record["iters"])
-        assert session["metrics"]["hp/val_mse"] == pytest.approx(record["val_mse"], rel=1e-6)
+        assert session["metrics"]["loss/val"] == pytest.approx(record["val_mse"], rel=1e-6)
 
 
 def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(grid):

@@ -196,6 +196,10 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
             f"final train loss {_metric(record['train_loss'], '.8f')}, val mse {_metric(record['val_mse'], '.8f')}, "
             f"val r2 {_metric(record['val_r2'], '.4f')} after {record['steps']} steps ({record['wall_s']:.2f} s)"
         )
+        lines.append(
+            f"test mse {_metric(record['test_mse'], '.8f')}, test mae {_metric(record['test_mae'], '.8f')}, "
+            f"test r2 {_metric(record['test_r2'], '.4f')} (the test split, scored once)"
+        )
     lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
     return lines
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from linreg.results import FINISHED, read_results, write_atomically
 
-METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
+METRICS = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
 # Not hyperparameters: which search ran, not what it tried.
 HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
 STATUS_ORDER = {"ok": 0, "stopped": 0, "diverged": 1, "interrupted": 2, "failed": 3, "running": 4, "missing": 5}

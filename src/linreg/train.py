@@ -77,21 +77,20 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         started = time.perf_counter()
         resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
         with interrupt.lightnings_sigterm_noted():
+            if resume_from is None:  # step 0 of the validation curve: where every run starts from
+                trainer.validate(model, datamodule=datamodule, verbose=False)
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_s = time.perf_counter() - started
-        val: dict[str, float] = {}
-        if monitor.diverged_at_step is None:
-            with interrupt.lightnings_sigterm_noted():
-                val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+        with interrupt.lightnings_sigterm_noted():  # a diverged run too: its scores are then NaN or infinite
+            trainer.validate(model, datamodule=datamodule, verbose=False)
+            trainer.test(model, datamodule=datamodule, verbose=False)  # the test split, once, at the end
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
 
         record.update(
             **_ending(trainer, cfg.iters, monitor, interrupt),
             steps=trainer.global_step,
             train_loss=monitor.last_loss,
-            val_mse=val.get("val/mse"),
-            val_mae=val.get("val/mae"),
-            val_r2=val.get("val/r2"),
+            **_scores(model.scores),
             **model.learned_parameters(),
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
             checkpoint=str(CHECKPOINT),
@@ -99,7 +98,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             wall_s=round(time.perf_counter() - started, 4),  # training, the final validation and the checkpoint
         )
         for logger in trainer.loggers:
-            _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), _final_metrics(record))
+            _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), record)
         if trainer.is_global_zero:
             write_results(run_dir, record)
     return record
@@ -187,6 +186,7 @@ def _started_record(
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
         "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
+        "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
         "predictions_before": _predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
     }
 
@@ -278,7 +278,8 @@ def _predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
 
 def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     """Flat primitives for the HPARAMS tab: the same keys in every run, never None, no `_target_`."""
-    hparams = {key: record[key] for key in ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer")}
+    keys = ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer", "status")
+    hparams = {key: record[key] for key in keys}
     for key in record["overrides"]:
         value = OmegaConf.select(cfg, key, default=None)
         if key not in hparams and isinstance(value, int | float | str) and not isinstance(value, bool):
@@ -286,13 +287,38 @@ def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     return hparams
 
 
-def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-    """TensorBoard's HPARAMS tab shows hyperparameters only together with metrics (Lightning #2971)."""
+def _scores(scores: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    """The final validation and test scores as results.json keys (`val_mse`, `test_r2`, ...): None where a
+    score does not exist (R2 of fewer than two samples, any score of a diverged run)."""
+    return {
+        f"{stage}_{metric}": scores.get(stage, {}).get(f"{stage}/{metric}")
+        for stage in ("val", "test")
+        for metric in ("mse", "mae", "r2")
+    }
+
+
+# The HPARAMS tab's metrics: the last point of each of these curves (TensorBoard reads them from the run).
+HPARAMS_METRICS = ("loss/train", "loss/val", "val/mae", "val/r2", "test/mse", "test/mae", "test/r2")
+
+
+def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], record: dict[str, Any]) -> None:
+    """TensorBoard's HPARAMS tab shows hyperparameters only together with metrics (Lightning #2971).
+
+    For TensorBoard the metrics name the curves already logged: Lightning's `log_hyperparams(metrics=...)`
+    would also write each as a one-point chart at step 0, which sorts before the curves. Other loggers get
+    the final numbers as metrics.
+    """
     if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(hparams, metrics=metrics)
+        logger.log_hyperparams(hparams)  # kept for hparams.yaml; without metrics it writes no event
+        if is_global_zero():
+            from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
+                writer.add_summary(summary)
     else:
         logger.log_hyperparams(hparams)
-        logger.log_metrics(metrics)
+        logger.log_metrics(_final_metrics(record))
     logger.finalize("success")
 
 
@@ -300,4 +326,5 @@ def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
     def number(value: float | None) -> float:
         return math.nan if value is None else float(value)
 
-    return {f"hp/{name}": number(record[name]) for name in ("train_loss", "val_mse", "val_mae", "val_r2")}
+    names = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
+    return {f"final/{name}": number(record[name]) for name in names}
