@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -28,15 +29,18 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from linreg import least_squares
 from linreg.checkpoint import model_from_checkpoint, read_checkpoint
 from linreg.config import check
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
+from linreg.least_squares import limit_line
 from linreg.loss_monitor import LossMonitor
-from linreg.models import Regression
+from linreg.models import LinearRegression, Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
 from linreg.resume import resume_config
+from linreg.sources import Split
 from linreg.targets import build
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -68,6 +72,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
+    best = least_squares.optimum(datamodule.splits.train.x, datamodule.splits.train.y)
+    record.update(**_landmarks(cfg, datamodule.splits.train, best))
+    if is_global_zero() and record["above_stability_limit"] and isinstance(model, LinearRegression):
+        print(f"warning: {limit_line(record['lr'], record['stability_limit'])}; expect it to diverge", file=sys.stderr)
 
     with interrupt, _failures_recorded(run_dir, record):
         if is_global_zero():
@@ -92,6 +100,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             train_loss=monitor.last_loss,
             **_scores(model.scores),
             **model.learned_parameters(),
+            **_distance_from(best, model, datamodule.splits.train),
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
             checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
@@ -189,6 +198,35 @@ def _started_record(
         "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
         "predictions_before": _predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
     }
+
+
+def _landmarks(cfg: DictConfig, train: Split, best: least_squares.Optimum) -> dict[str, Any]:
+    """The best possible linear fit of the training data and the full-batch stability limit at the
+    optimizer's momentum and weight decay (the limit is SGD's: for Adam it is only a landmark)."""
+    options = cfg.optimizer
+    limit = least_squares.stability_limit(
+        train.x, momentum=float(options.get("momentum", 0.0)), weight_decay=float(options.get("weight_decay", 0.0))
+    )
+    return {
+        "optimum_weight": best.weight,
+        "optimum_bias": best.bias,
+        "optimum_mse": best.mse,
+        "stability_limit": limit,
+        "above_stability_limit": options.get("lr", cfg.lr) > limit,
+    }
+
+
+def _distance_from(best: least_squares.Optimum, model: Regression, train: Split) -> dict[str, float | None]:
+    """How far the run ended from the best possible fit: its MSE on the whole training set (not the last
+    batch's loss), the excess over the optimum's, and for a linear model the distance of its (W, b)."""
+    with torch.no_grad():
+        predictions = model(train.x.to(model.dtype)).double()
+    train_mse = float(torch.mean((predictions - train.y.double()) ** 2))
+    learned = model.learned_parameters()
+    distance = None
+    if isinstance(model, LinearRegression):
+        distance = least_squares.parameter_distance(learned["weight"], learned["bias"], best)
+    return {"train_mse": train_mse, "excess_mse": train_mse - best.mse, "parameter_distance": distance}
 
 
 def _ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
