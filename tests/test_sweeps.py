@@ -2,6 +2,7 @@
 submitit and DDP run through the README's commands in test_readme.py.)"""
 
 import csv
+import math
 import subprocess
 import sys
 
@@ -121,6 +122,42 @@ def test_tensorboard_lists_each_job_with_its_hparams(grid):
         session, record = sessions[job], read_json(sweep_dir / job / "results.json")
         assert (session["hparams"]["lr"], session["hparams"]["iters"]) == (record["lr"], record["iters"])
         assert session["metrics"]["loss/val"] == pytest.approx(record["val_mse"], rel=1e-6)
+
+
+def first_section(tags: set[str]) -> set[str]:
+    """The tags TensorBoard shows first: its sections are the tags' prefixes, in alphabetical order."""
+    first = min(tag.split("/")[0] for tag in tags)
+    return {tag for tag in tags if tag.split("/")[0] == first}
+
+
+def test_tensorboard_opens_on_the_loss_curves_and_shows_the_fit(grid):
+    _, sweep_dir = grid
+    jobs = {f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")}
+    with tensorboard_server(sweep_dir) as api:
+        scalars, images = api("/data/plugin/scalars/tags"), api("/data/plugin/images/tags")
+        curves = {
+            (job, tag): api(f"/data/plugin/scalars/scalars?run={job}&tag={tag}")
+            for job in jobs
+            for tag in ("loss/train", "loss/val")
+        }
+        pictures = {job: api(f"/data/plugin/images/images?run={job}&tag=prediction/fit") for job in jobs}
+    for job in jobs:
+        tags = set(scalars[job]) | set(images[job])
+        assert first_section(tags) == {"loss/train", "loss/val"}, job
+        assert "epoch" not in tags and not any(tag.startswith("hp/") for tag in tags)
+        assert curves[job, "loss/val"][0][1] == 0  # validated at step 0: every run has a curve
+        assert len(pictures[job]) >= 2  # the slider shows the fit settling
+        assert pictures[job][0]["step"] == 0
+        record = read_json(sweep_dir / job / "results.json")
+        assert pictures[job][-1]["step"] == record["steps"]
+        train_steps = [step for _, step, _ in curves[job, "loss/train"]]
+        assert train_steps[-1] == record["steps"]
+        if record["status"] == "diverged":  # drawn up to where it diverged: the last finite loss, then inf
+            points = curves[job, "loss/train"]  # TensorBoard serves a non-finite value as a string
+            finite = [step for _, step, value in points if isinstance(value, float) and math.isfinite(value)]
+            assert finite[-1] == record["diverged_at_step"] - 1 and points[-1][2] in ("Infinity", "NaN")
+    fit = (sweep_dir / "iters=60,lr=0.1" / "fit.png").read_bytes()
+    assert fit.startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(grid):

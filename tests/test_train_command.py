@@ -30,6 +30,7 @@ def test_seed_run_learns_f_of_x_equals_2x(seed_run):
     assert "Prediction after training: f(5) = 10.000" in result.stdout
     assert "Prediction before training: f(5) = " in result.stdout
     assert f"run folder: {run_dir.relative_to(run_dir.parents[3])}" in result.stdout
+    assert run_dir.name.endswith("_lr=0.1")  # named by what was overridden: readable in TensorBoard's run list
 
 
 def test_test_score_is_the_squared_error_of_the_printed_f_of_5(tmp_path):
@@ -58,6 +59,8 @@ def test_run_folder_holds_events_checkpoint_and_config(seed_run):
     assert loss[0].step == 1 and loss[-1].step == 1000
     assert loss[-1].value < loss[0].value
     assert {"loss/val", "val/mae", "val/r2", "test/mse", "test/mae"} <= set(events.Tags()["scalars"])
+    assert [event.step for event in events.Images("prediction/fit")] == [0, 10, 100, 1000]
+    assert (run_dir / "fit.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_run_writes_nothing_outside_its_folder(seed_run):
