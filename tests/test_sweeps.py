@@ -103,6 +103,34 @@ def test_summarize_rebuilds_an_interrupted_sweep(grid, tmp_path):
     assert (sweep_dir / "summary.png").is_file()
 
 
+def test_the_summary_names_a_tie_shows_zeros_as_zeros_and_marks_divergence(tmp_path):
+    """On the notebook's data lr 0.1 and 0.11 both reach a val MSE of exactly 0 (below the limit 0.1198),
+    0.01 does not, and 1.0 diverges."""
+    result, sweep_dir = sweep(tmp_path, "lr=0.01,0.1,0.11,1.0", "iters=700")
+    assert result.returncode == 0, result.stderr
+    (sweep_dir / "summary.png").unlink()
+    rebuilt = run_command(["scripts/summarize.py", str(sweep_dir)], cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    rows = {row["job"]: row for row in summary_rows(sweep_dir)}
+    assert rows["iters=700,lr=0.1"]["val_mse"] == rows["iters=700,lr=0.11"]["val_mse"] == "0"
+    assert float(rows["iters=700,lr=0.01"]["val_mse"]) > 0
+    assert rows["iters=700,lr=1.0"]["status"] == "diverged"
+    assert {row["stability_limit"] for row in rows.values()} == {"0.1198"}
+    assert list(rows)[-1] == "iters=700,lr=1.0"
+    assert (sweep_dir / "summary.md").read_text().splitlines()[-1] == (
+        "best by val_mse: 2 jobs tie at val_mse = 0: iters=700,lr=0.1, iters=700,lr=0.11; "
+        "chose iters=700,lr=0.1, the first by job name"
+    )
+    record = read_json(sweep_dir / "iters=700,lr=0.1" / "results.json")
+    assert record["val_curve"][0][0] == 0 and record["val_curve"][-1] == [700, 0.0]
+    from matplotlib.image import imread  # the picture: two panels, the limit drawn in red on the left one
+
+    pixels = imread(sweep_dir / "summary.png")
+    assert pixels.shape[:2] == (480, 1200)
+    red = (pixels[..., 0] > 0.9) & (pixels[..., 1] < 0.1) & (pixels[..., 2] < 0.1)
+    assert red[:, :600].sum() > 100 and red[:, 600:].sum() == 0
+
+
 def test_summarize_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     result = run_command(["scripts/summarize.py", str(tmp_path / "nope")], cwd=tmp_path)
     assert result.returncode == 2 and "no such folder" in result.stderr

@@ -2,14 +2,16 @@
 
 One input and one output: the data (train, validation, test) with the model's prediction over the input's
 range and the least-squares line. More: predicted against true for every split, with the diagonal a perfect
-fit lies on. Drawn at step 0, at 10, 100, 1000, ... steps and at the end of training, under the tag
+fit lies on. Drawn at step 0, at 100, 1000, ... steps and at the end of training, under the tag
 `prediction/fit` (after the `loss` section, which TensorBoard shows first). matplotlib's Figure API with the
-Agg canvas, imported only when a picture is drawn.
+Agg canvas, imported only when a picture is drawn; each picture is rendered once, to PNG, and the same bytes
+go to TensorBoard and to `fit.png` (a default run draws three: about 2% of its wall time).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,8 +34,8 @@ MAX_POINTS = 2000  # per split: enough to see the cloud, few enough to draw in m
 
 
 class FitPictures(L.Callback):
-    """Logs the fit picture to TensorBoard at step 0, at every power of ten and at the end; the last one
-    is also saved as `fit.png` in the run folder (`trainer.default_root_dir`)."""
+    """Logs the fit picture to TensorBoard at step 0, at every power of ten from 100 on and at the end; the
+    last one is also saved as `fit.png` in the run folder (`trainer.default_root_dir`)."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._splits = trainer.datamodule.splits
@@ -43,32 +45,42 @@ class FitPictures(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         step = trainer.global_step
-        if step < trainer.max_steps and step >= 10 and 10 ** round(np.log10(step)) == step:
+        if 100 <= step < trainer.max_steps and 10 ** round(math.log10(step)) == step:
             self._log(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        figure = self._log(trainer, pl_module)
-        if figure is not None:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png")
-            write_atomically(Path(trainer.default_root_dir) / FILE, buffer.getvalue())
+        png = self._log(trainer, pl_module)
+        if png is not None:
+            write_atomically(Path(trainer.default_root_dir) / FILE, png)
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bytes | None:
         if not trainer.is_global_zero:
             return None
         figure = draw(pl_module, self._splits, self._optimum, trainer.global_step)
-        pixels = _pixels(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        png = buffer.getvalue()
+        width, height = figure.canvas.get_width_height()
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(TAG, pixels, trainer.global_step, dataformats="HWC")
-        return figure
+                _log_png(logger, png, width, height, trainer.global_step)
+        return png
+
+
+def _log_png(logger: TensorBoardLogger, png: bytes, width: int, height: int, step: int) -> None:
+    """The PNG as it is, as an image event: `add_image` would take pixels and encode them again."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)  # RGBA
+    logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=TAG, image=image)]), step)
 
 
 def draw(model: torch.nn.Module, splits: Splits, best: Optimum, step: int) -> Figure:
     """The picture of `model`'s fit of `splits` at `step`, beside the least-squares optimum `best`."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    figure = Figure(figsize=(6, 4), dpi=100)
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.91, bottom=0.12)  # fixed: a layout engine doubles the cost
     axes = figure.add_subplot()
     named = _named_splits(splits)
     train_mse = _mse(model, splits.train)
@@ -78,7 +90,7 @@ def draw(model: torch.nn.Module, splits: Splits, best: Optimum, step: int) -> Fi
     else:
         _draw_predicted_against_true(axes, model, named)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left")  # fixed: "best" searches every point
     return figure
 
 
@@ -128,12 +140,3 @@ def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 def _mse(model: torch.nn.Module, split: Split) -> float:
     return float(np.mean((_predict(model, split.x) - split.y.double().numpy()) ** 2))
-
-
-def _pixels(figure: Figure) -> np.ndarray:
-    """The figure's RGB pixels (height, width, 3), as TensorBoard's `add_image` takes them."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

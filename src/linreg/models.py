@@ -47,6 +47,7 @@ class Regression(L.LightningModule):
         self.val_r2 = R2Score(multioutput="uniform_average")
         self.test_r2 = R2Score(multioutput="uniform_average")
         self.scores: dict[str, dict[str, float]] = {}  # the last validation's and test's, by stage
+        self.val_curve: list[tuple[int, float]] = []  # (step, val MSE) of each validation, for the sweep plot
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
@@ -112,6 +113,10 @@ class Regression(L.LightningModule):
         if self.trainer.sanity_checking:
             return scores
         self.log_dict(scores, logger=False, sync_dist=True)  # already global: averages equal values
+        if stage == "val":
+            if self.val_curve and self.val_curve[-1][0] == self.global_step:
+                return scores  # the final validation of a run that was validated at its last step: drawn already
+            self.val_curve.append((self.global_step, scores["val/mse"]))
         tags = {LOGGED_AS.get(name, name): value for name, value in scores.items()}
         for logger in self.loggers:
             logger.log_metrics(tags, step=self.global_step)

@@ -99,6 +99,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             steps=trainer.global_step,
             train_loss=monitor.last_loss,
             **_scores(model.scores),
+            val_curve=model.val_curve,
             **model.learned_parameters(),
             **_distance_from(best, model, datamodule.splits.train),
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
