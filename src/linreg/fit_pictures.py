@@ -5,7 +5,8 @@ range and the least-squares line. More: predicted against true for every split, 
 fit lies on. Drawn at step 0, at 100, 1000, ... steps and at the end of training, under the tag
 `prediction/fit` (after the `loss` section, which TensorBoard shows first). matplotlib's Figure API with the
 Agg canvas, imported only when a picture is drawn; each picture is rendered once, to PNG, and the same bytes
-go to TensorBoard and to `fit.png` (a default run draws three: about 2% of its wall time).
+go to TensorBoard and to `fit.png`. A default run draws three, about 0.35 s of CPU on a 2-core machine;
+`~callbacks.fit_pictures` turns them off.
 """
 
 from __future__ import annotations
