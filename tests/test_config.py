@@ -55,7 +55,7 @@ def test_bad_config_is_refused(overrides, message):
         (["data=synthetic", "data.source.val_fraction=0.5", "data.source.test_fraction=0.5"], "= 1; expected less"),
         (["data=synthetic", "data.source.n_samples=100000000000"], "data.source.n_samples: the data needs about"),
         (["data=synthetic", "data.source.data_seed=99999999999999999999"], "data.source.data_seed: 9999"),
-        (["data=synthetic", "+data.source.colour=1"], "data.source: linreg.sources.SyntheticData refused its arg"),
+        (["data=synthetic", "+data.source.colour=1"], "data.source.colour: linreg.sources.SyntheticData takes no"),
     ],
 )
 def test_bad_data_is_refused_by_the_class_that_owns_the_key(overrides, message):

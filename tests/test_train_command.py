@@ -174,8 +174,8 @@ CASES = [
     ([TRAIN, "lr"], "error: Error parsing override 'lr'; missing EQUAL"),
     ([TRAIN, "lr=${{nosuch}}"], "error: lr: Interpolation key 'nosuch' not found"),
     ([TRAIN, "data._target_=pathlib.Path.touch"], "error: data._target_: 'pathlib.Path.touch' is not an allowed"),
-    ([TRAIN, "+model.colour=red"], "error: model: linreg.models.LinearRegression refused its arguments: Linear"),
-    ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer: torch.optim.SGD refused its arguments: Invalid momentum"),
+    ([TRAIN, "+model.colour=red"], "error: model.colour: linreg.models.LinearRegression takes no argument 'colour'"),
+    ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer.momentum: -0.5 is not allowed; expected a number in [0, 1)"),
     ([TRAIN, "model=mlp", "model.activation=swish"], "error: model.activation: 'swish' is not allowed; expected one"),
     ([TRAIN, "callbacks=null"], "error: callbacks=null: not a config; expected one of the configs in conf/callbacks/"),
     (
