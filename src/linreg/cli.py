@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -93,6 +93,7 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
                 allowed_class(path, target)
 
 
+_LEXER_ERROR = re.compile(r"LexerNoViableAltException: (?P<override>.*)\n(?P<caret> *)\^")
 _UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")
 
 
@@ -110,6 +111,15 @@ def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), con
         if config_dir is None:
             return f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them)"
         return unknown_key_line(key, value, known_keys(config_dir, _config_name(args), args, GROUPS))
+    lexer = _LEXER_ERROR.match(str(error))
+    if isinstance(error, OverrideParseException) and lexer:  # `resume=~`: a character the grammar has no rule for
+        override = lexer["override"]
+        column = len(lexer["caret"]) - len("LexerNoViableAltException: ")
+        key, _, value = override.partition("=")
+        return (
+            f"{override}: Hydra's override grammar cannot read {override[column : column + 1]!r} there; expected the "
+            f"value in quotes, e.g. '{key}=\"{value}\"'"
+        )
     return "; ".join(line.strip().rstrip(".:") for line in str(error).splitlines() if line.strip())
 
 
@@ -221,7 +231,9 @@ def _fmt(value: Any) -> str:
         return _fmt(value[0])
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(item) for item in value) + "]"
-    return "nan" if value is None else f"{value:.3f}"
+    if value is None:
+        return "nan"
+    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"  # a diverged run's 1.83e+20, not 21 digits
 
 
 def _relative_to_cwd(path: Path) -> Path:
