@@ -7,7 +7,7 @@ from conftest import run_command
 
 from linreg import tutorial
 
-# Copied from the notebook (shared/seed/000_9b36298b553151ce.txt), cell "Manually Compute ... (Numpy)".
+# Copied from the seed notebook's printed output, cell "Manually Compute ... (Numpy)".
 NUMPY_PRINTED = """\
 Prediction before training: f(5) = 0.000
 epoch 1: w= 1.200, loss =30.00000000
