@@ -107,7 +107,9 @@ def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), con
     if unknown:
         from linreg.suggest import known_keys, unknown_key_line
 
-        key, value = unknown["key"], unknown["override"].partition("=")[2]
+        key, value = unknown["key"], unknown["override"].partition("=")[2]  # Hydra's: a sweep's first value
+        typed = [arg.partition("=")[2] for arg in args if arg.partition("=")[0].lstrip("+~") == key]
+        value = typed[0] if typed else value
         if config_dir is None:
             return f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them)"
         return unknown_key_line(key, value, known_keys(config_dir, _config_name(args), args, GROUPS))

@@ -23,16 +23,10 @@ HOW_TO_LIST = "`python scripts/train.py --cfg job` lists them"
 class KnownKeys:
     """The keys of the config a command composes, and those that only another group option has."""
 
-    existing: dict[str, object]  # dotted key -> its value in the composed config
+    existing: set[str]  # every dotted key of the composed config, sections (`data.source`) included
+    nodes: set[str] = field(default_factory=set)  # the sections: keys that hold other keys
+    targets: dict[str, str] = field(default_factory=dict)  # section -> the class its _target_ names
     elsewhere: dict[str, list[str]] = field(default_factory=dict)  # dotted key -> ["data=synthetic", ...]
-    targets: dict[str, str] = field(default_factory=dict)  # dotted node -> its _target_
-    nodes: set[str] = field(default_factory=set)  # the keys that hold other keys
-
-    def leaves(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        by_leaf: dict[str, list[str]] = {}
-        for key in keys:
-            by_leaf.setdefault(key.rpartition(".")[2], []).append(key)
-        return by_leaf
 
 
 def dotted_keys(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
@@ -49,40 +43,37 @@ def known_keys(config_dir: Path, config_name: str, overrides: Sequence[str], gro
     the keys of every option of `groups`."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
 
     choices = [o for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") in groups]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
         try:
             cfg = compose(config_name=config_name, overrides=choices, return_hydra_config=True)
-        except Exception:  # a bad group choice too: suggest from the defaults
+        except HydraException:  # a bad group choice too: suggest from the defaults
             cfg = compose(config_name=config_name, return_hydra_config=True)
         tree = OmegaConf.to_container(cfg, resolve=False)
-        existing = dict(dotted_keys(tree))
-        targets = {key.removesuffix("._target_"): str(v) for key, v in existing.items() if key.endswith("._target_")}
-        nodes = {key for key, value in existing.items() if isinstance(value, dict)}
-        known = KnownKeys(existing=existing, targets=targets, nodes=nodes)
+        keys = dict(dotted_keys(tree))
+        known = KnownKeys(
+            existing=set(keys),
+            nodes={key for key, value in keys.items() if isinstance(value, dict)},
+            targets={key.removesuffix("._target_"): str(v) for key, v in keys.items() if key.endswith("._target_")},
+        )
         loader = GlobalHydra.instance().config_loader()
-        chosen = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in choices}
         for group in groups:
             for option in loader.get_group_options(group):
-                if option == chosen.get(group, _default_choice(cfg, group)):
-                    continue
+                if option == OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None):
+                    continue  # the chosen option: its keys are the config's own
                 loaded = loader.repository.load_config(f"{group}/{option}")
                 if loaded is None or not isinstance(loaded.config, DictConfig):
                     continue
                 own = OmegaConf.to_container(loaded.config, resolve=False)
                 own.pop("defaults", None)
                 for key, _ in dotted_keys(own, group):
-                    if key not in existing:
+                    if key not in known.existing:
                         known.elsewhere.setdefault(key, []).append(f"{group}={option}")
     GlobalHydra.instance().clear()
     return known
-
-
-def _default_choice(cfg: DictConfig, group: str) -> str | None:
-    """The option the composed config chose for `group` (Hydra records it under hydra.runtime.choices)."""
-    return OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None)
 
 
 def unknown_key_line(key: str, value: str, known: KnownKeys) -> str:
@@ -107,23 +98,26 @@ def nearest_keys(key: str, known: KnownKeys, limit: int = 3) -> list[str]:
     In order: the same key in another option; keys that exist with the same last part (`momentum` ->
     `optimizer.momentum`); the same last part in another option; then close spellings (difflib) of each.
     """
-    hidden = ("hydra.", "_")  # Hydra's own keys only for a key under hydra.; never _target_ and the like
-    existing = [k for k in known.existing if key.startswith("hydra.") or not k.startswith("hydra.")]
-    existing = [k for k in existing if not k.rpartition(".")[2].startswith(hidden[1])]
+    existing = [
+        k
+        for k in sorted(known.existing)
+        if (key.startswith("hydra.") or not k.startswith("hydra."))  # Hydra's own keys only for a hydra.* key
+        and not k.rpartition(".")[2].startswith("_")  # never _target_, _partial_
+    ]
     values = [k for k in existing if k not in known.nodes]  # a close spelling is of a value, not a section
     if key in known.elsewhere:
         return [_in_option(key, known)]
     leaf = key.rpartition(".")[2]
-    same_leaf = known.leaves(existing).get(leaf, [])
+    same_leaf = _by_leaf(existing).get(leaf, [])
     if same_leaf:
         return same_leaf[:limit]
-    other_leaf = known.leaves(known.elsewhere).get(leaf, [])
+    other_leaf = _by_leaf(known.elsewhere).get(leaf, [])
     if other_leaf:
         return [_in_option(k, known) for k in other_leaf[:limit]]
     close = difflib.get_close_matches(key, values, n=limit, cutoff=0.8)
     if close:
         return close
-    by_leaf = known.leaves(existing)
+    by_leaf = _by_leaf(existing)
     close_leaves = difflib.get_close_matches(leaf, list(by_leaf), n=limit, cutoff=0.75)
     parent = key.rpartition(".")[0]
     ranked = sorted((k for name in close_leaves for k in by_leaf[name]), key=lambda k: not k.startswith(parent))
@@ -131,6 +125,14 @@ def nearest_keys(key: str, known: KnownKeys, limit: int = 3) -> list[str]:
         return ranked[:limit]
     close = difflib.get_close_matches(key, list(known.elsewhere), n=limit, cutoff=0.8)
     return [_in_option(k, known) for k in close]
+
+
+def _by_leaf(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Dotted keys grouped by their last part: `momentum` -> [`optimizer.momentum`]."""
+    grouped: dict[str, list[str]] = {}
+    for key in keys:
+        grouped.setdefault(key.rpartition(".")[2], []).append(key)
+    return grouped
 
 
 def _in_option(key: str, known: KnownKeys) -> str:
