@@ -1,5 +1,7 @@
 """Train the regression: `python scripts/train.py lr=0.01 iters=500`, or a sweep with `-m`."""
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -12,4 +14,4 @@ def train(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    run_app(train)
+    run_app(train, config_dir=Path(__file__).resolve().parent.parent / "conf")
