@@ -41,7 +41,7 @@ def test_seed_run_learns_f_of_x_equals_2x(seed_run):
     assert "Prediction after training: f(5) = 10.000" in result.stdout
     assert "Prediction before training: f(5) = " in result.stdout
     assert f"run folder: {run_dir.relative_to(run_dir.parents[3])}" in result.stdout
-    assert run_dir.name.endswith("_lr=0.1")  # named by what was overridden: readable in TensorBoard's run list
+    assert run_dir.name.endswith("_lr-0.1")  # named by what was overridden: readable in TensorBoard's run list
 
 
 def test_test_score_is_the_squared_error_of_the_printed_f_of_5(tmp_path):

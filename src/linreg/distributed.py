@@ -134,18 +134,19 @@ def launch_time() -> datetime.datetime:
 
 def run_name(overrides: str = "") -> str:
     """`${run_name:${hydra.job.override_dirname}}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the
-    same in every process of one run, readable in TensorBoard's run list (`..._lr=0.1`).
+    same in every process of one run, readable in TensorBoard's run list (`..._iters-500_lr-0.1`).
 
     Under srun the tasks of one step share its job and step ids: `<date>/slurm-<job>.<step>` (the job's
     start day from squeue), the names SLURM users look for. Otherwise the launch time, rank 0's under torchrun.
-    The overrides (the same command line in every process) follow, one folder level: `/` becomes `_`.
+    The overrides (the same command line in every process) follow, one folder level.
     """
     environ = os.environ
     if "SLURM_STEP_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
         name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
     else:
         name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
-    readable = overrides.replace(os.sep, "_")[:MAX_NAME_OVERRIDES]
+    # `-` and `_` for Hydra's `=` and `,`: the folder can then be typed unquoted in resume=<run folder>
+    readable = overrides.replace("=", "-").replace(",", "_").replace(os.sep, "_")[:MAX_NAME_OVERRIDES]
     return f"{name}_{readable}" if readable else name
 
 
