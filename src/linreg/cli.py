@@ -1,11 +1,12 @@
 """What `python scripts/train.py ...` does around a run: errors as one line, the summary, the objective.
 
-Lightning is imported (by `linreg.train`) only once Hydra has composed the config, so a mistyped key or
-config name fails at once, without paying for that import.
+Lightning is imported (by `linreg.train`) only once Hydra has composed the config and `linreg.config` has
+checked it, so a mistyped key, config name or value fails at once, without paying for that import.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from hydra.errors import CompactHydraException, MissingConfigException, Override
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.config import GROUPS
+from linreg.config import GROUPS, run_config
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, RESULTS_FILE, split_overrides, write_results
@@ -156,7 +157,12 @@ def main(cfg: DictConfig) -> float:
         if multirun and uses_ddp(cfg.get("trainer")):
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
-        from linreg.train import is_global_zero, train  # imports Lightning: only once Hydra has parsed the command
+        cfg = run_config(cfg, overrides)  # before Lightning's import: a bad value fails at once
+        gc.disable()  # already off when scripts/train.py started the process; not in a joblib or submitit worker
+        from linreg.train import is_global_zero, train  # imports Lightning
+
+        gc.freeze()  # the imports' objects live as long as the process: no collection walks them again
+        gc.enable()
 
         record = train(cfg, run_dir, overrides)
     except OSError as error:  # train() has marked its results.json "failed" (or removed it)

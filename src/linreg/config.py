@@ -11,12 +11,13 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from linreg.errors import InvalidInput
+from linreg.resume import resume_config
 from linreg.suggest import dotted_keys
 from linreg.targets import refuse_unallowed_targets
 
@@ -70,6 +71,16 @@ def require_sizes(key: str, value: object) -> None:
     """A list of whole numbers >= 1, such as layer sizes (an empty list is allowed)."""
     if not isinstance(value, list | tuple) or not all(type(n) is int and n >= 1 for n in value):
         raise InvalidInput(f"{key}: {value!r} is not allowed; expected a list of whole numbers >= 1")
+
+
+def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config a run trains with, checked: with `resume=`, that of the run it continues (`linreg.resume`).
+
+    `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value fails at once.
+    """
+    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
+    check(cfg)
+    return cfg
 
 
 def check(cfg: DictConfig) -> None:
@@ -163,6 +174,11 @@ TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
     "accumulate_grad_batches": (
         (1,),
         "an iter is one optimizer step on one batch, and resume counts on it; expected a larger data.batch_size",
+    ),
+    "check_val_every_n_epoch": (
+        (None,),
+        "on the full batch one epoch is the whole run, so validation would wait for its end; "
+        "expected trainer.val_check_interval=<steps>",
     ),
     "barebones": ((False,), "it turns off the logging and checks the run's record is made from; expected logger=none"),
 }

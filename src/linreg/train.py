@@ -29,14 +29,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from linreg.checkpoint import model_from_checkpoint, read_checkpoint
-from linreg.config import check
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
 from linreg.loss_monitor import LossMonitor
 from linreg.models import Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
-from linreg.resume import resume_config
 from linreg.targets import build
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -49,10 +47,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     of a sweep's summary. The status is "ok" (it reached `iters`), "stopped" (a callback or a Trainer argument
     ended training before, `stopped_by` says which), "diverged" (the loss became NaN or infinite) or
     "interrupted" (SIGINT or SIGTERM; `resume=<run folder>` continues it). A write that fails (no space left)
-    leaves "failed" with the error, and raises.
+    leaves "failed" with the error, and raises. `cfg` is one that `linreg.config.run_config` returned.
     """
-    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
-    check(cfg)
     run_dir = Path(run_dir)
     _quiet_lightning()
     if cfg.threads:
