@@ -1,6 +1,7 @@
 """Train the regression: `python scripts/train.py lr=0.01 iters=500`, or a sweep with `-m`."""
 
 import gc
+from pathlib import Path
 
 # The imports (Hydra here, Lightning and torch in linreg.cli.main) build about a million objects that live as
 # long as the process; collecting while they are built walks them again and again (about 1 s). linreg.cli
@@ -19,4 +20,4 @@ def train(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    run_app(train)
+    run_app(train, config_dir=Path(__file__).resolve().parent.parent / "conf")

@@ -119,7 +119,14 @@ class RegressionDataModule(L.LightningDataModule):
     def splits(self) -> Splits:
         """The source's data, read on first use: a CSV file is parsed once per run, whatever asks first."""
         if self._splits is None:
-            self._splits = self.source.load()
+            splits = self.source.load()
+            rows = len(splits.train)
+            if self.batch_size is not None and self.batch_size > rows:  # it would be recorded, but never served
+                raise InvalidInput(
+                    f"data.batch_size: {self.batch_size} is larger than the {rows} training rows of data={self.name}; "
+                    f"expected at most {rows}, or null for the full batch"
+                )
+            self._splits = splits
         return self._splits
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -121,6 +122,8 @@ def write_plot(sweep_dir: Path) -> Path:
     jobs have no loss: they are drawn at the top edge as an x. A job stopped before its first step has no
     loss either, and is left out of the plot (the table lists it).
     """
+    # Its first import on a machine logs "generated new fontManager" at INFO, which Hydra's logging prints.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
     rows = [
@@ -149,7 +152,8 @@ def write_plot(sweep_dir: Path) -> Path:
     axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss")
     axes.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    if axes.get_legend_handles_labels()[0]:  # a sweep where every job failed has nothing to label
+        axes.legend()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     path = sweep_dir / "summary.png"

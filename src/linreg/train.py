@@ -127,6 +127,14 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
                 f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
                 f"expected more steps to train on, e.g. iters={2 * reached}"
             )
+        saved = checkpoint.get("hyper_parameters") or {}
+        shape = {"in_features": datamodule.n_features, "out_features": datamodule.n_targets}
+        if any(saved.get(key, value) != value for key, value in shape.items()):  # a CSV whose columns changed
+            raise InvalidInput(
+                f"resume: the run in {cfg.resume} was trained on {saved.get('in_features')} input and "
+                f"{saved.get('out_features')} target column(s), but data={datamodule.name} now has "
+                f"{shape['in_features']} and {shape['out_features']}; expected the data the run started with"
+            )
         model.load_state_dict(model_from_checkpoint(checkpoint, path).state_dict())
     return model
 
@@ -147,6 +155,9 @@ def _one_of(callbacks: list[L.Callback], kind: type[Wanted]) -> Wanted:
 
 def _quiet_lightning() -> None:
     """Lightning's notes that do not apply to this project, silenced for the run's process."""
+    # Every run folder is new (linreg.run_folder), holding only Hydra's files: the CSV logger's warning that it
+    # "exists and is not empty" never means another run's logs.
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")
     # Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here.
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
