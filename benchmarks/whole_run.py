@@ -13,6 +13,7 @@ measured: torchmetrics imports scipy whenever it is there.
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,8 +23,8 @@ from measure import REPO, Row, take_turns, wall_time
 
 HERE = Path(__file__).resolve().parent
 PROBE = (
-    "import importlib.util, pathlib, linreg; "
-    "print(pathlib.Path(linreg.__file__).resolve().parents[2], importlib.util.find_spec('scipy') is not None)"
+    "import importlib.util as u, pathlib; "
+    "print(pathlib.Path(u.find_spec('linreg.cli').origin).resolve().parents[2], u.find_spec('scipy') is not None)"
 )
 
 
@@ -39,7 +40,7 @@ def describe(python: str) -> tuple[str, bool]:
 
 def run(quick: bool, lean_python: str | None = None) -> list[Row]:
     repeats = 1 if quick else 5
-    lean = lean_python or sys.executable
+    lean = os.path.abspath(lean_python or sys.executable)  # not resolved: a venv's python is a link out of it
     lean_env, lean_has_scipy = describe(lean)
     full_env, _ = describe(sys.executable)
     plain = str(HERE / "plain_notebook.py")

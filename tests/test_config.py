@@ -37,6 +37,11 @@ from linreg.targets import build
         (["+model.net={_target_:subprocess.Popen}"], "model.net._target_: 'subprocess.Popen' is not an allowed"),
         (["+lrr=0.1"], "lrr: 0.1 is read by nothing (+lrr added a key the run does not use); expected lr=..."),
         (["+data_seed=3"], "data_seed: 3 is read by nothing"),
+        (
+            ["+momentum=0.9"],
+            "momentum: 0.9 is read by nothing (+momentum added a key the run does not use); expected "
+            "optimizer.momentum=...",
+        ),
         (["lr=1e308"], "lr: 1e+308 is beyond float32's range; expected a magnitude below 3.4e+38"),
         (["optimizer.lr=1e39"], "optimizer.lr: 1e+39 is beyond float32's range"),
         (["optimizer.momentum=1.5"], "optimizer.momentum: 1.5 is not allowed; expected a number in [0, 1)"),

@@ -138,3 +138,5 @@ def test_readme_submitit_and_optuna_sweeps_ran_their_engines(readme, workdir):
     best = optuna.read_text()
     assert "best_params" in best and "lr" in best and "best_value" in best
     assert submitit != optuna.parent
+    search = readme["python scripts/train.py -m hparams_search=optuna"].result
+    assert "setup plugin" not in search.stdout + search.stderr  # alembic's INFO lines, imported with Optuna

@@ -247,7 +247,7 @@ CASES = [
     ([TRAIN, "lrr=0.1"], "error: lrr: no such key in the config; expected lr=0.1"),
     ([TRAIN, "+lrr=0.1"], "error: lrr: 0.1 is read by nothing (+lrr added a key the run does not use); expected lr="),
     ([TRAIN, "momentum=0.9"], "error: momentum: no such key in the config; expected optimizer.momentum=0.9"),
-    ([TRAIN, "+momentum=0.9"], "error: momentum: 0.9 is read by nothing"),
+    ([TRAIN, "+momentum=0.9"], "error: momentum: 0.9 is read by nothing (+momentum added a key the run does not u"),
     (
         [TRAIN, "model.momentum=0.9"],
         "error: model.momentum: no such key in the config; expected optimizer.momentum=0.9",

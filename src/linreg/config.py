@@ -18,6 +18,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from linreg.errors import InvalidInput
 from linreg.resume import resume_config
+from linreg.suggest import dotted_keys
 from linreg.targets import refuse_unallowed_targets
 
 # The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
@@ -189,7 +190,8 @@ def refuse_unread_keys(cfg: DictConfig) -> None:
     for key in cfg:
         if key in TOP_LEVEL_KEYS or _interpolated(str(key), cfg):
             continue
-        nearest = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1, cutoff=0.6)
+        nested = [k for k, _ in dotted_keys(OmegaConf.to_container(cfg)) if k.endswith(f".{key}")]  # momentum
+        nearest = nested[:1] or difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1, cutoff=0.6)
         expected = f"{nearest[0]}=..." if nearest else f"one of {', '.join(TOP_LEVEL_KEYS)}"
         raise InvalidInput(
             f"{key}: {cfg[key]!r} is read by nothing (+{key} added a key the run does not use); expected {expected}"
