@@ -135,8 +135,8 @@ def test_a_signal_during_the_final_validation_still_ends_in_a_whole_record(tmp_p
     run_dir = tmp_path / "run"
     big = ["data=synthetic", "data.source.n_samples=200000", "data.batch_size=1", "iters=10", "logger=none"]
     process = start_train(tmp_path, *big, f"hydra.run.dir={run_dir}")
-    wait_for(lambda: (run_dir / "results.json").exists())  # the data is loaded; 10 steps, then 20000 val batches
-    time.sleep(1.0)
+    # fit.png is written when training ends, just before the final validation (20000 batches) starts
+    wait_for(lambda: (run_dir / "fit.png").exists(), timeout=300)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
     assert "Traceback" not in stderr

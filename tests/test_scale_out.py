@@ -4,6 +4,7 @@ The README's torchrun command and SLURM sweeps are run in tests/test_readme_runs
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_srun_ddp_run_writes_one_folder_named_by_the_job_and_equals_one_process(
     )
     assert result.returncode == 0, result.stderr
     (run,) = (tmp_path / "outputs" / "runs").glob("*/*")  # both tasks, one folder
-    assert run.name.startswith("slurm-") and run.name.endswith(".0")  # slurm-<job>.<step>
+    assert re.fullmatch(r"slurm-\d+\.0_iters-500_lr-0\.1_seed-0_trainer-ddp", run.name)  # <job>.<step>_<overrides>
     record = read_json(run / "results.json")
     assert record["weight"][0][0] == pytest.approx(one_process["weight"][0][0], abs=1e-5)
     assert record["bias"][0] == pytest.approx(one_process["bias"][0], abs=1e-5)
