@@ -37,6 +37,7 @@ from linreg.loss_monitor import LossMonitor
 from linreg.models import Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
 from linreg.resume import resume_config
+from linreg.standardization import condition_number
 from linreg.targets import build
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -59,12 +60,15 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         torch.set_num_threads(cfg.threads)
     datamodule: RegressionDataModule = build("data", cfg.data)
     model = _build_model(cfg, datamodule)
+    datamodule.standardization = model.standardization  # a resumed run: its checkpoint's statistics
     callbacks = [build(f"callbacks.{name}", node) for name, node in cfg.callbacks.items()]
     monitor, interrupt = _one_of(callbacks, LossMonitor), _one_of(callbacks, GracefulInterrupt)
     loggers = [build(f"logger.{name}", node, save_dir=str(run_dir)) for name, node in cfg.logger.items()]
+    # val_fraction=0: Lightning is never asked to validate an empty split
+    no_validation = {} if datamodule.has_rows("val") else {"limit_val_batches": 0}
     trainer: L.Trainer = build(
         "trainer", cfg.trainer, max_steps=cfg.iters, max_epochs=-1, default_root_dir=str(run_dir),
-        logger=loggers or False, callbacks=callbacks,
+        logger=loggers or False, callbacks=callbacks, **no_validation,
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
@@ -80,19 +84,20 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_s = time.perf_counter() - started
         val: dict[str, float] = {}
-        if monitor.diverged_at_step is None:
+        if monitor.diverged_at_step is None and datamodule.has_rows("val"):
             with interrupt.lightnings_sigterm_noted():
                 val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
+        # in the target's units; absent without a validation split (val_fraction=0), None if it diverged
+        has_val = datamodule.has_rows("val")
+        val_metrics = {f"val_{name}": val.get(f"val/{name}") for name in ("mse", "mae", "r2")} if has_val else {}
 
         record.update(
             **_ending(trainer, cfg.iters, monitor, interrupt),
             steps=trainer.global_step,
-            train_loss=monitor.last_loss,
-            val_mse=val.get("val/mse"),
-            val_mae=val.get("val/mae"),
-            val_r2=val.get("val/r2"),
-            **model.learned_parameters(),
+            train_loss=monitor.last_loss,  # the objective as trained: in standardized units if standardized
+            **val_metrics,
+            **model.learned_parameters(),  # in the data's units
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
             checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
@@ -116,6 +121,7 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
     model = build(
         "model", cfg.model, in_features=datamodule.n_features, out_features=datamodule.n_targets, optimizer=optimizer
     )
+    model.standardization = datamodule.standardization  # the training split's statistics, saved with the model
     try:
         model.configure_optimizers()
     except (ValueError, TypeError) as error:
@@ -183,6 +189,9 @@ def _started_record(
         "model": type(model).__name__,
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
         "batch_size": datamodule.effective_batch_size(processes),  # samples per optimizer step, all processes
+        "standardize": datamodule.standardize,
+        # of the design trained on ([x, 1], standardized if so): large means slow, or an lr that diverges
+        "condition_number": condition_number(datamodule.splits.train.x, datamodule.standardization),
         "processes": processes,
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
@@ -300,4 +309,5 @@ def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
     def number(value: float | None) -> float:
         return math.nan if value is None else float(value)
 
-    return {f"hp/{name}": number(record[name]) for name in ("train_loss", "val_mse", "val_mae", "val_r2")}
+    names = ("train_loss", "val_mse", "val_mae", "val_r2")
+    return {f"hp/{name}": number(record[name]) for name in names if name in record}  # absent: no such split
