@@ -1,6 +1,8 @@
 """Standardization (`data.standardize`): statistics of the training split only, training in standardized units,
 everything a person reads in the data's units, and the fits it makes reachable (checked against numpy's lstsq)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,14 @@ def test_the_notebooks_data_is_not_standardized_by_default():
     assert cfg.data.standardize is False and datamodule.standardization.is_identity
     assert datamodule.served.train.x is datamodule.splits.train.x  # served as it is: the notebook's numbers
     assert compose_config("data=csv").data.standardize is True
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_condition_number_is_numpys_of_the_design_trained_on(monkeypatch, standardize):
+    """Blockwise (blocks of 7 rows here, to exercise the blocks) and exact even for Longley's 4.9e9."""
+    monkeypatch.setattr("linreg.standardization._QR_BLOCK", 7)
+    table = torch.tensor(np.loadtxt(Path(__file__).parent / "data" / "longley.csv", delimiter=",", skiprows=1))
+    x, y = table[:, :6], table[:, 6:]
+    stats = Standardization.of(x, y) if standardize else Standardization()
+    design = np.hstack([stats.inputs(x).numpy(), np.ones((16, 1))])
+    assert condition_number(x, stats) == pytest.approx(np.linalg.cond(design), rel=1e-6)
