@@ -186,7 +186,7 @@ def test_the_notebooks_data_is_not_standardized_by_default():
 @pytest.mark.parametrize("standardize", [False, True])
 def test_the_condition_number_is_numpys_of_the_design_trained_on(monkeypatch, standardize):
     """Blockwise (blocks of 7 rows here, to exercise the blocks) and exact even for Longley's 4.9e9."""
-    monkeypatch.setattr("linreg.standardization._QR_BLOCK", 7)
+    monkeypatch.setattr("linreg.standardization._BLOCK", 7)
     table = torch.tensor(np.loadtxt(Path(__file__).parent / "data" / "longley.csv", delimiter=",", skiprows=1))
     x, y = table[:, :6], table[:, 6:]
     stats = Standardization.of(x, y) if standardize else Standardization()
