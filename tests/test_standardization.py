@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, read_json, run_command, train_command
+from conftest import compose_config, hparams_sessions, read_json, run_command, tensorboard_server, train_command
 from omegaconf import OmegaConf
 
 from linreg.data import RegressionDataModule
@@ -173,6 +173,9 @@ def test_all_rows_train_when_the_fractions_are_0_and_absent_metrics_stay_absent(
     assert "val" not in result.stdout and "final train loss (standardized)" in result.stdout
     header, (cells,) = table([{"job": "lr=0.1", **record}])
     assert [cells[header.index(m)] for m in ("val_mse", "val_mae", "val_r2")] == ["", "", ""]
+    with tensorboard_server(tmp_path / "run") as api:
+        (session,) = hparams_sessions(api).values()
+    assert session["metrics"].keys() == {"hp/train_loss"}  # no NaN stand-ins for the missing validation
 
 
 def test_the_notebooks_data_is_not_standardized_by_default():

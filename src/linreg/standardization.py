@@ -9,8 +9,9 @@ Where each number lives, and why:
 - Training runs in standardized units: the loss, its gradient, the lr and the stability limit all refer to
   the standardized data. Training on de-standardized outputs instead would scale the gradient by the
   target's variance and bring the problem back.
-- What a person reads is in the data's units: predictions, the validation and test metrics (MSE, MAE, R2),
-  a linear model's weight and bias (results.json, the printed summary, the sweep table, HPARAMS).
+- What a person reads is in the data's units: predictions, the validation and test metrics (MSE, MAE, R2;
+  also in the HPARAMS tab), a linear model's weight and bias (results.json, the printed summary, the sweep
+  table; the trained ones beside them in results.json as `standardized_weight`, `standardized_bias`).
   The training loss is the one exception: it is the optimizer's objective, in the units it trained in,
   as the loss curve and the divergence check see it.
 - The statistics are buffers of the model (`Regression.standardization`), saved in its state_dict: the
@@ -35,8 +36,8 @@ class Standardization(nn.Module):
     """x -> (x - x_mean) / x_scale and y -> (y - y_mean) / y_scale, and back for the outputs.
 
     Built without statistics it is the identity (means 0, scales 1, shape (1,) broadcasting over any width).
-    The buffers are float64 whatever the model's dtype, and cast to the data's dtype where applied, so that
-    float32 training keeps exact statistics for the conversion back to the data's units.
+    The buffers are created float64 and cast to the data's dtype where applied, so that float32 training
+    keeps exact statistics for the conversion back to the data's units.
     """
 
     x_mean: Tensor
@@ -65,15 +66,17 @@ class Standardization(nn.Module):
         means, scales = (self.x_mean, self.y_mean), (self.x_scale, self.y_scale)
         return all(bool((mean == 0).all()) for mean in means) and all(bool((scale == 1).all()) for scale in scales)
 
+    # `.to(x)`: in the data's dtype and on its device (the DataModule's tensors stay on the CPU when the model,
+    # and with it these buffers, moves to a GPU)
     def inputs(self, x: Tensor) -> Tensor:
-        return (x - self.x_mean.to(x.dtype)) / self.x_scale.to(x.dtype)
+        return (x - self.x_mean.to(x)) / self.x_scale.to(x)
 
     def targets(self, y: Tensor) -> Tensor:
-        return (y - self.y_mean.to(y.dtype)) / self.y_scale.to(y.dtype)
+        return (y - self.y_mean.to(y)) / self.y_scale.to(y)
 
     def outputs(self, y: Tensor) -> Tensor:
         """Standardized predictions (or targets) back in the target's units."""
-        return y * self.y_scale.to(y.dtype) + self.y_mean.to(y.dtype)
+        return y * self.y_scale.to(y) + self.y_mean.to(y)
 
     def linear_in_original_units(self, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
         """The weight (out, in) and bias (out,) of y = x @ W.T + b in the data's units, from the standardized
