@@ -10,7 +10,8 @@ from conftest import compose_config, hparams_sessions, read_json, run_command, t
 from omegaconf import OmegaConf
 
 from linreg.data import RegressionDataModule
-from linreg.sources import CsvData, Split, Splits
+from linreg.errors import InvalidInput
+from linreg.sources import CsvData, SeedData, Split, Splits, SyntheticData
 from linreg.standardization import Standardization, condition_number
 from linreg.sweep import table
 from linreg.targets import build
@@ -195,3 +196,22 @@ def test_the_condition_number_is_numpys_of_the_design_trained_on(monkeypatch, st
     stats = Standardization.of(x, y) if standardize else Standardization()
     design = np.hstack([stats.inputs(x).numpy(), np.ones((16, 1))])
     assert condition_number(x, stats) == pytest.approx(np.linalg.cond(design), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("build_it", "message"),
+    [
+        (lambda: RegressionDataModule(SeedData(), standardize="yes"), "data.standardize: 'yes' is not allowed"),
+        (lambda: SyntheticData(val_fraction=-0.1), "data.source.val_fraction: -0.1 is not allowed; expected a number"),
+        (lambda: SyntheticData(test_fraction=1), "data.source.test_fraction: 1 is not allowed; expected a number"),
+        (lambda: SyntheticData(n_samples=4, val_fraction=0, test_fraction=0.9), "4 rows are too few to split into"),
+    ],
+)
+def test_bad_standardize_and_fraction_values_are_refused(build_it, message):
+    with pytest.raises(InvalidInput, match=message):
+        build_it().load()
+
+
+def test_a_fraction_of_0_leaves_that_split_empty():
+    splits = SyntheticData(n_samples=50, val_fraction=0, test_fraction=0.2).load()
+    assert [len(splits.train), len(splits.val), len(splits.test)] == [40, 0, 10]
