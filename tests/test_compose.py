@@ -95,8 +95,8 @@ def test_two_loggers_at_once_both_write_into_the_run_folder(tmp_path):
     assert list(run_dir.glob("events.out.tfevents.*"))
     with (run_dir / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert {"train/loss", "val/mse", "hp/val_mse"} <= rows[0].keys()
-    assert max(int(row["step"]) for row in rows if row["train/loss"]) == 200
+    assert {"loss/train", "loss/val", "final/val_mse", "final/test_mse"} <= rows[0].keys()
+    assert max(int(row["step"]) for row in rows if row["loss/train"]) == 200
 
 
 MODULE = """

@@ -30,9 +30,13 @@ def is_sweep_command(command: str) -> bool:
 # Run and held to NIST's certified coefficients by tests/test_longley.py, in its own worker.
 LONGLEY_COMMANDS = [c for c in README_COMMANDS if "longley.csv" in c]
 # Each distinct command once: the README shows `python scripts/tutorial.py all` twice.
+# scripts/screenshots.py runs the README's sweep and Chromium: tests/test_screenshots.py runs it on a shorter one.
+SCREENSHOTS = "python scripts/screenshots.py"
 RUN_COMMANDS = list(
     dict.fromkeys(
-        c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c) and c not in LONGLEY_COMMANDS
+        c
+        for c in README_COMMANDS
+        if c.startswith("python ") and not is_sweep_command(c) and c not in (SCREENSHOTS, *LONGLEY_COMMANDS)
     )
 )
 TORCHRUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("torchrun ")]
@@ -44,7 +48,7 @@ def test_the_readme_shows_the_two_setup_commands_first():
 
 
 def test_every_readme_command_is_covered():
-    others = {"make train", "make test", "tensorboard --logdir outputs"}
+    others = {"make train", "make test", "tensorboard --logdir outputs", SCREENSHOTS}
     sweeps = [c for c in README_COMMANDS if is_sweep_command(c)]  # tests/test_readme_sweeps.py
     covered = set(RUN_COMMANDS) | set(TORCHRUN_COMMANDS) | set(sweeps) | set(LONGLEY_COMMANDS) | others
     assert set(README_COMMANDS) <= covered

@@ -2,6 +2,7 @@
 submitit and DDP run through the README's commands in test_readme.py.)"""
 
 import csv
+import math
 import subprocess
 import sys
 
@@ -45,7 +46,7 @@ def test_grid_runs_every_job_in_a_folder_named_by_its_overrides(grid):
         assert f"iters={record['iters']},lr={record['lr']}" == job
         events = EventAccumulator(str(sweep_dir / job))
         events.Reload()
-        assert events.Scalars("train/loss")[-1].step == record["iters"]
+        assert events.Scalars("loss/train")[-1].step == record["iters"]
 
 
 def test_grid_summary_table_best_first_and_plot(grid):
@@ -102,6 +103,34 @@ def test_summarize_rebuilds_an_interrupted_sweep(grid, tmp_path):
     assert (sweep_dir / "summary.png").is_file()
 
 
+def test_the_summary_names_a_tie_shows_zeros_as_zeros_and_marks_divergence(tmp_path):
+    """On the notebook's data lr 0.1 and 0.11 both reach a val MSE of exactly 0 (below the limit 0.1198),
+    0.01 does not, and 1.0 diverges."""
+    result, sweep_dir = sweep(tmp_path, "lr=0.01,0.1,0.11,1.0", "iters=700")
+    assert result.returncode == 0, result.stderr
+    (sweep_dir / "summary.png").unlink()
+    rebuilt = run_command(["scripts/summarize.py", str(sweep_dir)], cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    rows = {row["job"]: row for row in summary_rows(sweep_dir)}
+    assert rows["iters=700,lr=0.1"]["val_mse"] == rows["iters=700,lr=0.11"]["val_mse"] == "0"
+    assert float(rows["iters=700,lr=0.01"]["val_mse"]) > 0
+    assert rows["iters=700,lr=1.0"]["status"] == "diverged"
+    assert {row["stability_limit"] for row in rows.values()} == {"0.1198"}
+    assert list(rows)[-1] == "iters=700,lr=1.0"
+    assert (sweep_dir / "summary.md").read_text().splitlines()[-1] == (
+        "best by val_mse: 2 jobs tie at val_mse = 0: iters=700,lr=0.1, iters=700,lr=0.11; "
+        "chose iters=700,lr=0.1, the first by job name"
+    )
+    record = read_json(sweep_dir / "iters=700,lr=0.1" / "results.json")
+    assert record["val_curve"][0][0] == 0 and record["val_curve"][-1] == [700, 0.0]
+    from matplotlib.image import imread  # the picture: two panels, the limit drawn in red on the left one
+
+    pixels = imread(sweep_dir / "summary.png")
+    assert pixels.shape[:2] == (480, 1200)
+    red = (pixels[..., 0] > 0.9) & (pixels[..., 1] < 0.1) & (pixels[..., 2] < 0.1)
+    assert red[:, :600].sum() > 100 and red[:, 600:].sum() == 0
+
+
 def test_summarize_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     result = run_command(["scripts/summarize.py", str(tmp_path / "nope")], cwd=tmp_path)
     assert result.returncode == 2 and "no such folder" in result.stderr
@@ -115,12 +144,48 @@ def test_tensorboard_lists_each_job_with_its_hparams(grid):
         sessions = hparams_sessions(api)
     jobs = {f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")}
     assert jobs <= runs
-    assert all("train/loss" in tags[job] for job in jobs)
+    assert all("loss/train" in tags[job] for job in jobs)
     assert set(sessions) == jobs  # diverged jobs too, with NaN metrics
     for job in OK_JOBS:
         session, record = sessions[job], read_json(sweep_dir / job / "results.json")
         assert (session["hparams"]["lr"], session["hparams"]["iters"]) == (record["lr"], record["iters"])
-        assert session["metrics"]["hp/val_mse"] == pytest.approx(record["val_mse"], rel=1e-6)
+        assert session["metrics"]["loss/val"] == pytest.approx(record["val_mse"], rel=1e-6)
+
+
+def first_section(tags: set[str]) -> set[str]:
+    """The tags TensorBoard shows first: its sections are the tags' prefixes, in alphabetical order."""
+    first = min(tag.split("/")[0] for tag in tags)
+    return {tag for tag in tags if tag.split("/")[0] == first}
+
+
+def test_tensorboard_opens_on_the_loss_curves_and_shows_the_fit(grid):
+    _, sweep_dir = grid
+    jobs = {f"iters={iters},lr={lr}" for iters in (20, 60) for lr in ("0.01", "0.1", "1.0")}
+    with tensorboard_server(sweep_dir) as api:
+        scalars, images = api("/data/plugin/scalars/tags"), api("/data/plugin/images/tags")
+        curves = {
+            (job, tag): api(f"/data/plugin/scalars/scalars?run={job}&tag={tag}")
+            for job in jobs
+            for tag in ("loss/train", "loss/val")
+        }
+        pictures = {job: api(f"/data/plugin/images/images?run={job}&tag=prediction/fit") for job in jobs}
+    for job in jobs:
+        tags = set(scalars[job]) | set(images[job])
+        assert first_section(tags) == {"loss/train", "loss/val"}, job
+        assert "epoch" not in tags and not any(tag.startswith("hp/") for tag in tags)
+        assert curves[job, "loss/val"][0][1] == 0  # validated at step 0: every run has a curve
+        assert len(pictures[job]) >= 2  # the slider shows the fit settling
+        assert pictures[job][0]["step"] == 0
+        record = read_json(sweep_dir / job / "results.json")
+        assert pictures[job][-1]["step"] == record["steps"]
+        train_steps = [step for _, step, _ in curves[job, "loss/train"]]
+        assert train_steps[-1] == record["steps"]
+        if record["status"] == "diverged":  # drawn up to where it diverged: the last finite loss, then inf
+            points = curves[job, "loss/train"]  # TensorBoard serves a non-finite value as a string
+            finite = [step for _, step, value in points if isinstance(value, float) and math.isfinite(value)]
+            assert finite[-1] == record["diverged_at_step"] - 1 and points[-1][2] in ("Infinity", "NaN")
+    fit = (sweep_dir / "iters=60,lr=0.1" / "fit.png").read_bytes()
+    assert fit.startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_a_diverging_job_is_a_result_and_the_sweep_goes_on(grid):

@@ -2,6 +2,7 @@
 the seed run and what a real `tensorboard` server shows of it, resuming it, and a table of bad inputs."""
 
 import os
+import re
 import shutil
 
 import pytest
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 RESULT_KEYS = {
     "status", "lr", "iters", "steps", "seed", "train_loss", "val_mse", "val_mae", "val_r2",
-    "weight", "bias", "predictions", "wall_s",
+    "test_mse", "test_mae", "test_r2", "weight", "bias", "test_inputs", "test_targets", "predictions", "wall_s",
 }  # fmt: skip
 
 
@@ -29,6 +30,22 @@ def test_seed_run_learns_f_of_x_equals_2x(seed_run):
     assert "Prediction after training: f(5) = 10.000" in result.stdout
     assert "Prediction before training: f(5) = " in result.stdout
     assert f"run folder: {run_dir.relative_to(run_dir.parents[3])}" in result.stdout
+    assert run_dir.name.endswith("_lr=0.1")  # named by what was overridden: readable in TensorBoard's run list
+
+
+def test_test_score_is_the_squared_error_of_the_printed_f_of_5(tmp_path):
+    """The notebook's nn cell (lr 0.001, 1000 steps) stops short of 10: the test MSE is (f(5) - 10)^2."""
+    result = train_command(tmp_path, run_dir=tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    record = read_json(tmp_path / "run" / "results.json")
+    printed = float(re.search(r"Prediction after training: f\(5\) = (\S+)", result.stdout)[1])
+    assert (record["test_inputs"], record["test_targets"]) == ([[5.0]], [[10.0]])
+    assert 9 < printed < 9.999
+    assert record["test_mse"] == pytest.approx((printed - 10) ** 2, abs=2 * abs(printed - 10) * 5e-4 + 1e-6)
+    assert record["test_mse"] == pytest.approx((record["predictions"][0][0] - 10) ** 2, rel=1e-5)
+    assert record["test_mae"] == pytest.approx(abs(record["predictions"][0][0] - 10), rel=1e-5)
+    assert record["test_r2"] is None  # one test point: R2 is undefined, not 0 and not NaN
+    assert f"test mse {record['test_mse']:.8f}, test mae {record['test_mae']:.8f}, test r2 n/a" in result.stdout
 
 
 def test_run_folder_holds_events_checkpoint_and_config(seed_run):
@@ -38,10 +55,12 @@ def test_run_folder_holds_events_checkpoint_and_config(seed_run):
     assert checkpoint["global_step"] == 1000
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    loss = events.Scalars("train/loss")
+    loss = events.Scalars("loss/train")
     assert loss[0].step == 1 and loss[-1].step == 1000
     assert loss[-1].value < loss[0].value
-    assert {"val/mse", "val/mae", "val/r2", "hp/val_mse"} <= set(events.Tags()["scalars"])
+    assert {"loss/val", "val/mae", "val/r2", "test/mse", "test/mae"} <= set(events.Tags()["scalars"])
+    assert [event.step for event in events.Images("prediction/fit")] == [0, 100, 1000]
+    assert (run_dir / "fit.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_run_writes_nothing_outside_its_folder(seed_run):
@@ -64,8 +83,8 @@ def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
     with tensorboard_server(run_dir) as api:
         assert api("/data/runs") == ["."]
         tags = api("/data/plugin/scalars/tags")["."]
-        assert {"train/loss", "val/mse", "val/mae", "val/r2"} <= tags.keys()
-        curve = api("/data/plugin/scalars/scalars?run=.&tag=train/loss")
+        assert {"loss/train", "loss/val", "val/mae", "val/r2"} <= tags.keys()
+        curve = api("/data/plugin/scalars/scalars?run=.&tag=loss/train")
         steps = [step for _, step, _ in curve]
         assert steps[0] == 1 and steps[-1] == 1000 and len(steps) == 101
         experiment = api("/data/plugin/hparams/experiment", {"experimentName": ""})
@@ -74,8 +93,8 @@ def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
     assert session["hparams"]["lr"] == 0.1
     assert session["hparams"]["iters"] == 1000
     assert session["hparams"]["data"] == "seed"
-    assert session["metrics"]["hp/val_mse"] == pytest.approx(0.0, abs=1e-6)
-    assert session["metrics"]["hp/val_r2"] == pytest.approx(1.0, abs=1e-6)
+    assert session["metrics"]["loss/val"] == pytest.approx(0.0, abs=1e-6)
+    assert session["metrics"]["val/r2"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_resume_keeps_the_config_it_started_with(tmp_path, seed_run):

@@ -186,8 +186,7 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
         )
     elif record["status"] == "diverged":
         lines.append(
-            f"diverged at step {record['diverged_at_step']}: the loss became {record['train_loss']}; "
-            f"try a smaller lr than {record['lr']}"
+            f"diverged at step {record['diverged_at_step']}: the loss became {record['train_loss']}; {_hint(record)}"
         )
     else:
         if record["status"] == "stopped":
@@ -200,8 +199,36 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
         metrics += [f"val mse {_metric(record['val_mse'], '.8f')}"] if "val_mse" in record else []
         metrics += [f"val r2 {_metric(record['val_r2'], '.4f')}"] if "val_r2" in record else []
         lines.append(f"{', '.join(metrics)} after {record['steps']} steps ({record['wall_s']:.2f} s)")
+        if "test_mse" in record:  # absent with test_fraction=0
+            lines.append(
+                f"test mse {_metric(record['test_mse'], '.8f')}, test mae {_metric(record['test_mae'], '.8f')}, "
+                f"test r2 {_metric(record['test_r2'], '.4f')} (the test split, scored once)"
+            )
+        lines.append(_against_optimum(record))
     lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
     return lines
+
+
+def _against_optimum(record: dict[str, Any]) -> str:
+    """The run beside the best possible linear fit of its training data (a baseline, for other models)."""
+    line = (
+        f"train mse {_metric(record['train_mse'], '.3g')} vs the least-squares optimum's "
+        f"{_metric(record['optimum_mse'], '.3g')} (excess {_metric(record['excess_mse'], '.3g')}"
+    )
+    if record.get("parameter_distance") is None:
+        return line + "; the linear optimum is this model's baseline)"
+    trained = "standardized " if record.get("standardize") else ""  # the distance is measured where it trained
+    return line + f", distance of {trained}w, b from it {record['parameter_distance']:.3g})"
+
+
+def _hint(record: dict[str, Any]) -> str:
+    """What to try after a divergence: below the data's stability limit, when the lr was above it."""
+    limit = record.get("stability_limit")
+    if record.get("above_stability_limit") and limit:
+        from linreg.least_squares import limit_line  # after training: numpy is loaded by then
+
+        return f"{limit_line(record['lr'], limit, record.get('standardize', False))}; try an lr below it"
+    return f"try a smaller lr than {record['lr']}"
 
 
 def _metric(value: float | None, spec: str) -> str:

@@ -157,10 +157,11 @@ class RegressionDataModule(L.LightningDataModule):
         standardization a split already in `dtype` is served as it is (no copy)."""
         if self._served is None or self._served[0] != self.dtype:
             splits = self.splits
-            self._served = (
-                self.dtype,
-                Splits(*(self._serve(part) for part in (splits.train, splits.val, splits.test))),
-            )
+            # The first loader may be asked for under the step-0 validation's inference mode, whose tensors
+            # training could not use: these are made as ordinary tensors.
+            with torch.inference_mode(False):
+                served = Splits(*(self._serve(part) for part in (splits.train, splits.val, splits.test)))
+            self._served = (self.dtype, served)
         return self._served[1]
 
     def _serve(self, split: Split) -> Split:
@@ -171,6 +172,12 @@ class RegressionDataModule(L.LightningDataModule):
         x = standardization.inputs(split.x.to(torch.promote_types(split.x.dtype, dtype))).to(dtype)
         y = standardization.targets(split.y.to(torch.promote_types(split.y.dtype, dtype))).to(dtype)
         return Split(x, y)
+
+    def trained_units(self, split: Split) -> Split:
+        """`split` as gradient descent sees it (standardized if asked), in float64: for the exact answers of
+        `linreg.least_squares`, which must refer to what is trained."""
+        standardization = self.standardization
+        return Split(standardization.inputs(split.x.double()), standardization.targets(split.y.double()))
 
     def has_rows(self, stage: str) -> bool:
         """Whether the "val" or "test" split holds any rows (`val_fraction=0` gives all rows to training)."""

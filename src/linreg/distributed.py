@@ -22,6 +22,7 @@ from linreg.errors import InvalidInput
 
 # Launchers whose jobs' processes SLURM starts, one per task (srun): DDP may run inside their sweeps.
 SLURM_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",)
+MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
 STORE_TIMEOUT = datetime.timedelta(minutes=5)  # how long a torchrun rank waits for rank 0's run folder
 
 
@@ -131,16 +132,21 @@ def launch_time() -> datetime.datetime:
     return datetime.datetime.fromisoformat(store.get(key).decode())
 
 
-def run_name() -> str:
-    """`${run_name:}` in `hydra.run.dir`: `<date>/<time>`, the same in every process of one run.
+def run_name(overrides: str = "") -> str:
+    """`${run_name:${hydra.job.override_dirname}}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the
+    same in every process of one run, readable in TensorBoard's run list (`..._lr=0.1`).
 
     Under srun the tasks of one step share its job and step ids: `<date>/slurm-<job>.<step>` (the job's
     start day from squeue), the names SLURM users look for. Otherwise the launch time, rank 0's under torchrun.
+    The overrides (the same command line in every process) follow, one folder level: `/` becomes `_`.
     """
     environ = os.environ
     if "SLURM_STEP_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
-        return f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
-    return launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
+        name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
+    else:
+        name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
+    readable = overrides.replace(os.sep, "_")[:MAX_NAME_OVERRIDES]
+    return f"{name}_{readable}" if readable else name
 
 
 def _slurm_job_start() -> datetime.datetime:

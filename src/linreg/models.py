@@ -53,6 +53,8 @@ class Regression(L.LightningModule):
         # R2 is undefined below two samples (the seed data's test set is the single point x = 5).
         self.val_r2 = R2Score(multioutput="uniform_average")
         self.test_r2 = R2Score(multioutput="uniform_average")
+        self.scores: dict[str, dict[str, float]] = {}  # the last validation's and test's, by stage
+        self.val_curve: list[tuple[int, float]] = []  # (step, val MSE) of each validation, for the sweep plot
 
     def forward(self, x: Tensor) -> Tensor:
         """Inference in the data's units: raw inputs in, predictions in the target's units out."""
@@ -72,11 +74,17 @@ class Regression(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._score(batch, self.test_errors, self.test_r2)
 
+    def on_fit_start(self) -> None:
+        # The validation at step 0 ran under inference mode and left its reset states as inference tensors,
+        # which fit's validations (no_grad only) may not update in place: fresh ones.
+        self.val_errors.reset()
+        self.val_r2.reset()
+
     def on_validation_epoch_end(self) -> None:
-        self._log_r2(self.val_r2, "val/r2")
+        self.scores["val"] = self._report("val", self.val_errors, self.val_r2)
 
     def on_test_epoch_end(self) -> None:
-        self._log_r2(self.test_r2, "test/r2")
+        self.scores["test"] = self._report("test", self.test_errors, self.test_r2)
 
     def predict_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x = batch[0] if isinstance(batch, tuple | list) else batch  # the DataModule's: standardized
@@ -96,13 +104,35 @@ class Regression(L.LightningModule):
         y_pred, y = self.standardization.outputs(self.network(x)), self.standardization.outputs(y)
         errors.update(y_pred, y)
         r2.update(y_pred, y)
-        self.log_dict(errors, on_step=False, on_epoch=True)
 
-    def _log_r2(self, r2: R2Score, name: str) -> None:
+    def _report(self, stage: str, errors: MetricCollection, r2: R2Score) -> dict[str, float]:
+        """The stage's scores over the whole split (all ranks): R2 only from two samples on, absent below.
+
+        They reach the loggers straight, at the optimizer step: through `self.log` Lightning would add an
+        `epoch` chart that sorts before the curves. `self.log(logger=False)` still gives them to callbacks
+        (early stopping on `val/mse`) and to `trainer.validate`'s return. The validation MSE is the curve
+        `loss/val`, beside `loss/train`, so TensorBoard's first section shows both.
+        """
+        scores = {name: float(value) for name, value in errors.compute().items()}
         if int(r2.total) >= 2:
-            # compute() already gathers all ranks; sync_dist only averages identical values (and stops a warning)
-            self.log(name, r2.compute(), sync_dist=True)
+            scores[f"{stage}/r2"] = float(r2.compute())
+        errors.reset()
         r2.reset()
+        if self.trainer.sanity_checking:
+            return scores
+        self.log_dict(scores, logger=False, sync_dist=True)  # already global: averages equal values
+        if stage == "val":
+            if self.val_curve and self.val_curve[-1][0] == self.global_step:
+                return scores  # the final validation of a run that was validated at its last step: drawn already
+            self.val_curve.append((self.global_step, scores["val/mse"]))
+        tags = {LOGGED_AS.get(name, name): value for name, value in scores.items()}
+        for logger in self.loggers:
+            logger.log_metrics(tags, step=self.global_step)
+        return scores
+
+
+# The validation MSE is the validation loss: drawn in the `loss` section with the training loss.
+LOGGED_AS = {"val/mse": "loss/val"}
 
 
 class LinearRegression(Regression):

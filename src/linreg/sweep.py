@@ -21,9 +21,13 @@ from omegaconf import DictConfig
 
 from linreg.results import FINISHED, read_results, write_atomically
 
-METRICS = ("train_loss", "val_mse", "val_mae", "val_r2")
+METRICS = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
+# How far each job ended from the best possible (least-squares) fit of its training data, and the data's
+# full-batch stability limit (linreg.least_squares).
+LANDMARKS = ("optimum_mse", "excess_mse", "parameter_distance", "stability_limit")
 # Not hyperparameters: which search ran, not what it tried.
 HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
+MAX_CURVE_LABELS = 12  # jobs named in the curves' legend; a longer search keeps the table for names
 STATUS_ORDER = {"ok": 0, "stopped": 0, "diverged": 1, "interrupted": 2, "failed": 3, "running": 4, "missing": 5}
 
 
@@ -67,7 +71,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     override_keys = sorted({k for row in rows for k in row.get("overrides", {})} - HIDDEN_OVERRIDES)
     linear = any("weight" in row for row in rows)
     built = [key for key in ("model", "optimizer") if key not in override_keys]  # the class, where not swept
-    header = ["job", *override_keys, *built, "status", *METRICS, *(["w", "b"] if linear else []), "steps", "wall_s"]
+    learned = ["w", "b"] if linear else []
+    header = ["job", *override_keys, *built, "status", *METRICS, *LANDMARKS, *learned, "steps", "wall_s"]
     cells = []
     for row in rows:
         overrides = row.get("overrides", {})
@@ -79,6 +84,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 *(str(row.get(key, "")) for key in built),
                 row.get("status", "missing"),
                 *(_number(row.get(m)) for m in METRICS),
+                *(_number(row.get(m), digits=4) for m in LANDMARKS),
                 *parameters,
                 str(row.get("steps", "")),
                 _number(row.get("wall_s"), digits=2),
@@ -94,11 +100,22 @@ def markdown(header: list[str], cells: list[list[str]]) -> str:
 
 
 def best_line(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
-    """The answer the sweep was run for, in one line: which job won, and by how much."""
+    """The answer the sweep was run for, in one line: which job won, by how much, and the jobs it tied with.
+
+    Jobs tie when their objective reads the same in the table (8 significant digits); the ranking then takes
+    the first by job name, and the line says so.
+    """
     if not ranked or ranked[0].get("status") not in FINISHED or ranked[0].get(objective) is None:
         return f"best by {objective}: none, no job finished with a {objective}"
     best = ranked[0]
-    return f"best by {objective}: {best['job']} ({objective} = {_number(best[objective])})"
+    value = _number(best[objective])
+    tied = [row["job"] for row in ranked if row.get("status") in FINISHED and _number(row.get(objective)) == value]
+    if len(tied) == 1:
+        return f"best by {objective}: {best['job']} ({objective} = {value})"
+    return (
+        f"best by {objective}: {len(tied)} jobs tie at {objective} = {value}: {', '.join(tied)}; "
+        f"chose {best['job']}, the first by job name"
+    )
 
 
 def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
@@ -113,43 +130,61 @@ def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
     return text
 
 
-def write_plot(sweep_dir: Path) -> Path:
-    """`summary.png`: final training loss against lr on log axes, one line per setting of the other overrides
-    (`iters=100`, or `model=mlp,optimizer=adam`).
+def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
+    """`summary.png`: why the winner won, in two panels.
 
-    A loss of exactly 0 cannot sit on a log axis: it is drawn at the bottom edge as a triangle. Diverged
-    jobs have no loss: they are drawn at the top edge as an x. A job stopped before its first step has no
-    loss either, and is left out of the plot (the table lists it).
+    Left: the objective (what the ranking uses) against lr, one line per setting of the other overrides
+    (`iters=100`, or `model=mlp,optimizer=adam`), with the data's stability limit as a vertical line (full-batch
+    SGD diverges to its right). Right: every job's validation MSE over the steps. Both y axes are symlog: a
+    value of exactly 0 sits at 0, not at a made-up floor. A diverged job is an x at the top of the left panel
+    and at its step on the right, labelled with that step. A job with no objective (stopped before its first
+    step, failed) is left out (the table lists it).
     """
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
     rows = [
         row
         for row in collect(sweep_dir)
-        if row.get("status") == "diverged" or (row.get("status") in FINISHED and row.get("train_loss") is not None)
+        if row.get("status") == "diverged" or (row.get("status") in FINISHED and row.get(objective) is not None)
     ]
-    positive = [r["train_loss"] for r in rows if r["status"] in FINISHED and r.get("train_loss")]
-    floor, ceiling = min(positive, default=1.0) / 10, max(positive, default=1.0) * 10
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.add_subplot()
+    figure = Figure(figsize=(12, 4.8), layout="constrained")
+    by_lr, curves = figure.subplots(1, 2)
+    values = [r[objective] for r in rows if r["status"] in FINISHED]
+    values += [v for r in rows for _, v in r.get("val_curve") or [] if v is not None]
+    threshold = _linear_threshold(values)
+    top = max([abs(v) for v in values if math.isfinite(v)], default=1.0) * 10
     for label in sorted({_line_label(row) for row in rows}):
         group = sorted((r for r in rows if _line_label(r) == label), key=lambda r: r["lr"])
         done = [r for r in group if r["status"] in FINISHED]
-        losses = [r["train_loss"] or floor for r in done]
-        (line,) = axes.plot([r["lr"] for r in done], losses, "o-", label=label)
-        color = line.get_color()
-        zero = [r["lr"] for r in done if not r["train_loss"]]
-        axes.plot(zero, [floor] * len(zero), "v", color=color, markersize=10)
-        diverged = [r["lr"] for r in group if r["status"] == "diverged"]
-        axes.plot(diverged, [ceiling] * len(diverged), "x", color=color, markersize=10, mew=2)
-    if any(r["status"] in FINISHED and not r["train_loss"] for r in rows):
-        axes.plot([], [], "kv", label="loss 0 (drawn at the floor)")
+        # clip_on=False: a value of exactly 0 sits on the bottom edge, whole
+        (line,) = by_lr.plot([r["lr"] for r in done], [r[objective] for r in done], "o-", label=label, clip_on=False)
+        diverged = [r for r in group if r["status"] == "diverged"]
+        by_lr.plot([r["lr"] for r in diverged], [top] * len(diverged), "x", color=line.get_color(), ms=10, mew=2)
+    for row in rows:
+        _draw_curve(curves, row, top)
+    for lr, step in _diverged_places(rows, by_lr=True):
+        by_lr.annotate(f"step {step}", (lr, top), textcoords="offset points", xytext=(0, -16), ha="center", fontsize=7)
+    for (_, step), jobs in _diverged_places(rows, by_lr=False).items():
+        curves.annotate("\n".join(jobs), (step, top), textcoords="offset points", xytext=(6, -4), va="top", fontsize=7)
+    limits = sorted({r["stability_limit"] for r in rows if r.get("stability_limit")})
+    for limit in limits:
+        by_lr.axvline(
+            limit, color="red", linestyle=":", label=f"stability limit {limit:.4g}" if limit == limits[0] else None
+        )
     if any(r["status"] == "diverged" for r in rows):
-        axes.plot([], [], "kx", mew=2, label="diverged")
-    axes.set(xscale="log", yscale="log", xlabel="lr", ylabel="final train loss")
-    axes.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+        by_lr.plot([], [], "kx", mew=2, label="diverged (at step)")
+    by_lr.set(xscale="log", xlabel="lr", ylabel=f"{objective} (symlog: 0 is 0)")
+    by_lr.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
+    by_lr.legend(fontsize=8, loc="lower left")
+    curves.set(xlabel="step (symlog)", ylabel="val_mse (symlog: 0 is 0)")
+    curves.set_title("validation MSE of every job (x: diverged)")
+    curves.set_xscale("symlog", linthresh=10)  # steps 0..10 linear, then log: short and long runs both show
+    if len(rows) <= MAX_CURVE_LABELS:
+        curves.legend(fontsize=7, loc="lower left")
+    for axes in (by_lr, curves):
+        axes.set_yscale("symlog", linthresh=threshold)
+        axes.set_ylim(0, top * 5)  # errors are never negative; the top row holds the diverged jobs' x
+        axes.grid(True, which="both", alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     path = sweep_dir / "summary.png"
@@ -163,10 +198,34 @@ def _line_label(row: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in others) or f"iters={row['iters']}"
 
 
+def _linear_threshold(values: list[float]) -> float:
+    """symlog's linear range: below the smallest non-zero value, so every one of them is on the log part."""
+    positive = [abs(v) for v in values if v and math.isfinite(v)]
+    return min(positive, default=1.0) / 10
+
+
+def _draw_curve(axes: Any, row: dict[str, Any], top: float) -> None:
+    """One job's validation MSE over steps; a diverged job's curve ends with an x at its step, at the top."""
+    points = [(step, value) for step, value in row.get("val_curve") or [] if value is not None and math.isfinite(value)]
+    steps, values = [step for step, _ in points], [value for _, value in points]
+    (line,) = axes.plot(steps, values, "-", alpha=0.85, linewidth=1.2, label=row["job"])
+    if row["status"] == "diverged" and row.get("diverged_at_step") is not None:
+        axes.plot([row["diverged_at_step"]], [top], "x", color=line.get_color(), markersize=9, mew=2)
+
+
+def _diverged_places(rows: list[dict[str, Any]], by_lr: bool) -> dict[tuple[float | None, int], list[str]]:
+    """The diverged jobs by (lr, step), or by step alone: one label where several diverged at the same place."""
+    places: dict[tuple[float | None, int], list[str]] = {}
+    for row in rows:
+        if row["status"] == "diverged" and row.get("diverged_at_step") is not None:
+            places.setdefault((row["lr"] if by_lr else None, row["diverged_at_step"]), []).append(row["job"])
+    return places
+
+
 def summarize(sweep_dir: Path, objective: str = "val_mse") -> tuple[str, list[dict[str, Any]]]:
     """All three files; returns the markdown table and the ranked rows."""
     text = write_tables(sweep_dir, objective)
-    write_plot(sweep_dir)
+    write_plot(sweep_dir, objective)
     return text, rank(collect(sweep_dir), objective)
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -28,16 +29,19 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from linreg import least_squares
 from linreg.checkpoint import model_from_checkpoint, read_checkpoint
 from linreg.config import check
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
+from linreg.least_squares import limit_line
 from linreg.loss_monitor import LossMonitor
-from linreg.models import Regression
+from linreg.models import LinearRegression, Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
 from linreg.resume import resume_config
-from linreg.standardization import condition_number
+from linreg.sources import Split
+from linreg.standardization import Standardization, condition_number
 from linreg.targets import build
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -64,14 +68,21 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     callbacks = [build(f"callbacks.{name}", node) for name, node in cfg.callbacks.items()]
     monitor, interrupt = _one_of(callbacks, LossMonitor), _one_of(callbacks, GracefulInterrupt)
     loggers = [build(f"logger.{name}", node, save_dir=str(run_dir)) for name, node in cfg.logger.items()]
-    # val_fraction=0: Lightning is never asked to validate an empty split
-    no_validation = {} if datamodule.has_rows("val") else {"limit_val_batches": 0}
+    # val_fraction=0 / test_fraction=0: Lightning is never asked to validate or test an empty split
+    has_val, has_test = datamodule.has_rows("val"), datamodule.has_rows("test")
+    no_validation = {} if has_val else {"limit_val_batches": 0}
     trainer: L.Trainer = build(
         "trainer", cfg.trainer, max_steps=cfg.iters, max_epochs=-1, default_root_dir=str(run_dir),
         logger=loggers or False, callbacks=callbacks, **no_validation,
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
+    trained = datamodule.trained_units(datamodule.splits.train)  # what gradient descent sees: standardized if so
+    best = least_squares.optimum(trained.x, trained.y)
+    record.update(**_landmarks(cfg, trained, best, datamodule.splits.train, datamodule.standardization))
+    if is_global_zero() and record["above_stability_limit"] and isinstance(model, LinearRegression):
+        limit = limit_line(record["lr"], record["stability_limit"], datamodule.standardize)
+        print(f"warning: {limit}; expect it to diverge", file=sys.stderr)
 
     with interrupt, _failures_recorded(run_dir, record):
         if is_global_zero():
@@ -81,30 +92,34 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         started = time.perf_counter()
         resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
         with interrupt.lightnings_sigterm_noted():
+            if resume_from is None and has_val:  # step 0 of the validation curve: where every run starts from
+                trainer.validate(model, datamodule=datamodule, verbose=False)
+            fit_started = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        fit_s = time.perf_counter() - started
-        val: dict[str, float] = {}
-        if monitor.diverged_at_step is None and datamodule.has_rows("val"):
-            with interrupt.lightnings_sigterm_noted():
-                val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+        fit_s = time.perf_counter() - fit_started
+        with interrupt.lightnings_sigterm_noted():  # a diverged run too: its scores are then NaN or infinite
+            if has_val:
+                trainer.validate(model, datamodule=datamodule, verbose=False)
+            if has_test:
+                trainer.test(model, datamodule=datamodule, verbose=False)  # the test split, once, at the end
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
-        # in the target's units; absent without a validation split (val_fraction=0), None if it diverged
-        has_val = datamodule.has_rows("val")
-        val_metrics = {f"val_{name}": val.get(f"val/{name}") for name in ("mse", "mae", "r2")} if has_val else {}
 
         record.update(
             **_ending(trainer, cfg.iters, monitor, interrupt),
             steps=trainer.global_step,
             train_loss=monitor.last_loss,  # the objective as trained: in standardized units if standardized
-            **val_metrics,
+            # in the target's units; absent for a split with no rows (val_fraction=0, test_fraction=0)
+            **_scores(model.scores, [stage for stage, rows in (("val", has_val), ("test", has_test)) if rows]),
+            val_curve=model.val_curve,
             **model.learned_parameters(),  # in the data's units
+            **_distance_from(best, record["optimum_mse"], model, datamodule.splits.train),
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
             checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
-            wall_s=round(time.perf_counter() - started, 4),  # training, the final validation and the checkpoint
+            wall_s=round(time.perf_counter() - started, 4),  # training, validations, the test and the checkpoint
         )
         for logger in trainer.loggers:
-            _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), _final_metrics(record))
+            _log_hparams_with_final_metrics(logger, _flat_hparams(record, cfg), record)
         if trainer.is_global_zero:
             write_results(run_dir, record)
     return record
@@ -196,8 +211,53 @@ def _started_record(
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
         "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
+        "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
         "predictions_before": _predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
     }
+
+
+def _landmarks(
+    cfg: DictConfig, trained: Split, best: least_squares.Optimum, train: Split, standardization: Standardization
+) -> dict[str, Any]:
+    """The best possible linear fit and the full-batch stability limit at the optimizer's momentum and weight
+    decay (the limit is SGD's: for Adam it is only a landmark), both of the data as trained: standardized
+    when it is, since that is what the lr meets. The optimum's weight, bias and MSE are reported in the data's
+    units, like the run's own (the standardized weight and bias beside them when standardized)."""
+    options = cfg.optimizer
+    limit = least_squares.stability_limit(
+        trained.x, momentum=float(options.get("momentum", 0.0)), weight_decay=float(options.get("weight_decay", 0.0))
+    )
+    weight, bias = standardization.linear_in_original_units(
+        torch.tensor(best.weight, dtype=torch.float64), torch.tensor(best.bias, dtype=torch.float64)
+    )
+    residual = train.x.double() @ weight.T + bias - train.y.double()
+    landmarks = {
+        "optimum_weight": weight.tolist(),
+        "optimum_bias": bias.tolist(),
+        "optimum_mse": float(torch.mean(residual**2)),
+        "stability_limit": limit,  # of the standardized data when standardized
+        "above_stability_limit": options.get("lr", cfg.lr) > limit,
+    }
+    if not standardization.is_identity:
+        landmarks.update(standardized_optimum_weight=best.weight, standardized_optimum_bias=best.bias)
+    return landmarks
+
+
+def _distance_from(
+    best: least_squares.Optimum, optimum_mse: float, model: Regression, train: Split
+) -> dict[str, float | None]:
+    """How far the run ended from the best possible fit: its MSE on the whole training set (not the last
+    batch's loss) and the excess over the optimum's, in the data's units, and for a linear model the distance
+    of its (W, b) from the optimum's in the units it trained in (where gradient descent moves them)."""
+    with torch.no_grad():
+        predictions = model(train.x.to(model.dtype)).double()
+    train_mse = float(torch.mean((predictions - train.y.double()) ** 2))
+    learned = model.learned_parameters()
+    distance = None
+    if isinstance(model, LinearRegression):
+        weight = learned.get("standardized_weight", learned["weight"])
+        distance = least_squares.parameter_distance(weight, learned.get("standardized_bias", learned["bias"]), best)
+    return {"train_mse": train_mse, "excess_mse": train_mse - optimum_mse, "parameter_distance": distance}
 
 
 def _ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
@@ -287,7 +347,8 @@ def _predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
 
 def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     """Flat primitives for the HPARAMS tab: the same keys in every run, never None, no `_target_`."""
-    hparams = {key: record[key] for key in ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer")}
+    keys = ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer", "status")
+    hparams = {key: record[key] for key in keys}
     for key in record["overrides"]:
         value = OmegaConf.select(cfg, key, default=None)
         if key not in hparams and isinstance(value, int | float | str) and not isinstance(value, bool):
@@ -295,13 +356,38 @@ def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     return hparams
 
 
-def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-    """TensorBoard's HPARAMS tab shows hyperparameters only together with metrics (Lightning #2971)."""
+def _scores(scores: dict[str, dict[str, float]], stages: Sequence[str]) -> dict[str, float | None]:
+    """The final scores of `stages` (those with rows) as results.json keys (`val_mse`, `test_r2`, ...): None
+    where a score does not exist (R2 of fewer than two samples, any score of a diverged run)."""
+    return {
+        f"{stage}_{metric}": scores.get(stage, {}).get(f"{stage}/{metric}")
+        for stage in stages
+        for metric in ("mse", "mae", "r2")
+    }
+
+
+# The HPARAMS tab's metrics: the last point of each of these curves (TensorBoard reads them from the run).
+HPARAMS_METRICS = ("loss/train", "loss/val", "val/mae", "val/r2", "test/mse", "test/mae", "test/r2")
+
+
+def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], record: dict[str, Any]) -> None:
+    """TensorBoard's HPARAMS tab shows hyperparameters only together with metrics (Lightning #2971).
+
+    For TensorBoard the metrics name the curves already logged: Lightning's `log_hyperparams(metrics=...)`
+    would also write each as a one-point chart at step 0, which sorts before the curves. Other loggers get
+    the final numbers as metrics.
+    """
     if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(hparams, metrics=metrics)
+        logger.log_hyperparams(hparams)  # kept for hparams.yaml; without metrics it writes no event
+        if is_global_zero():
+            from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
+                writer.add_summary(summary)
     else:
         logger.log_hyperparams(hparams)
-        logger.log_metrics(metrics)
+        logger.log_metrics(_final_metrics(record))
     logger.finalize("success")
 
 
@@ -309,5 +395,5 @@ def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
     def number(value: float | None) -> float:
         return math.nan if value is None else float(value)
 
-    names = ("train_loss", "val_mse", "val_mae", "val_r2")
-    return {f"hp/{name}": number(record[name]) for name in names if name in record}  # absent: no such split
+    names = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
+    return {f"final/{name}": number(record[name]) for name in names if name in record}  # absent: no such split
