@@ -24,10 +24,13 @@ def seconds_for_iters(iters: int, tmp: Path) -> float:
 
 
 def seconds_for_samples(n_samples: int, tmp: Path) -> float:
-    steps = math.ceil((n_samples - 2 * round(0.1 * n_samples)) / 65536)
+    train_rows = n_samples - 2 * round(0.1 * n_samples)
+    batch_size = min(65536, train_rows)  # a batch larger than the data is refused
+    steps = math.ceil(train_rows / batch_size)
     overrides = [
         "data=synthetic", f"data.source.n_samples={n_samples}", f"data.source.n_features={FEATURES}",
-        "data.batch_size=65536", f"iters={steps}", "~callbacks.progress", f"trainer.val_check_interval={steps + 1}",
+        f"data.batch_size={batch_size}", f"iters={steps}", "~callbacks.progress",
+        f"trainer.val_check_interval={steps + 1}",
     ]  # fmt: skip
     return train(compose(*overrides), tmp / f"samples{n_samples}")["wall_s"]
 

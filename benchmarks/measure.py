@@ -55,6 +55,15 @@ def alternate(project: Callable[[], float], baseline: Callable[[], float], repea
     return statistics.median(project_runs), statistics.median(baseline_runs)
 
 
+def take_turns(figures: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Medians of `repeats` rounds in which each callable runs once, in turn: several figures that share load."""
+    runs: dict[str, list[float]] = {name: [] for name in figures}
+    for _ in range(repeats):
+        for name, figure in figures.items():
+            runs[name].append(figure())
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
 def wall_time(command: list[str], cwd: Path) -> float:
     """Seconds a command takes from start to exit; it must succeed."""
     started = time.perf_counter()
@@ -93,7 +102,12 @@ def print_table(rows: list[Row]) -> None:
 
 def write_json(path: Path, rows: list[Row], extra: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+        "load_average_1_5_15_min_at_end": os.getloadavg(),  # the machine is shared: how busy it was
+    }
     path.write_text(json.dumps({"machine": machine, **extra, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n")
 
 

@@ -8,6 +8,8 @@ The figures are written to benchmarks/results/<full|quick>.json.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from pathlib import Path
 
@@ -30,13 +32,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition: a smoke run")
     parser.add_argument("--only", default=",".join([*BENCHMARKS, "growth"]), help="comma-separated names")
+    parser.add_argument(
+        "--lean-python", help="the interpreter of the environment `make train` creates (make bench builds one)"
+    )
     parser.add_argument("--out", type=Path, help="where to write the JSON (default: benchmarks/results/<mode>.json)")
     args = parser.parse_args()
     names = args.only.split(",")
+    print("load average (1, 5, 15 min) at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     unknown = sorted(set(names) - {*BENCHMARKS, "growth"})
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; expected some of {', '.join([*BENCHMARKS, 'growth'])}")
-    rows = [row for name in names if name in BENCHMARKS for row in BENCHMARKS[name](args.quick)]
+    benchmarks = {**BENCHMARKS, "whole_run": functools.partial(whole_run.run, lean_python=args.lean_python)}
+    rows = [row for name in names if name in benchmarks for row in benchmarks[name](args.quick)]
     print_table(rows)
     extra = {"mode": "quick" if args.quick else "full"}
     if "growth" in names:
@@ -44,6 +51,7 @@ def main() -> int:
         print("\n".join(growth.describe(extra["growth"])))
     path = args.out or Path(__file__).resolve().parent / "results" / f"{extra['mode']}.json"
     write_json(path, rows, extra)
+    print("load average (1, 5, 15 min) at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"wrote {path}")
     return 0
 

@@ -3,33 +3,37 @@
 import argparse
 import inspect
 import sys
+import typing
 
 from linreg.tutorial import CELLS
+
+
+def cell_options() -> dict[str, tuple[type, list[str]]]:
+    """Every argument a cell takes, with its type (from its default) and the cells that take it: the command's
+    options are read from the cells, so that each option a cell lists is one the command accepts."""
+    options: dict[str, tuple[type, list[str]]] = {}
+    for name, cell in CELLS.items():
+        for parameter in inspect.signature(cell, eval_str=True).parameters.values():
+            kinds = [k for k in typing.get_args(parameter.annotation) or [parameter.annotation] if k is not type(None)]
+            options.setdefault(parameter.name, (kinds[0], []))[1].append(name)  # `int | None`: an int
+    return options
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("cell", choices=[*CELLS, "all"], help="which cell to run")
-    parser.add_argument("--lr", type=float, help="learning rate (numpy, autograd-loop, nn-loop)")
-    parser.add_argument("--iters", type=int, help="iterations (numpy, autograd-loop, nn-loop)")
-    parser.add_argument("--seed", type=int, help="random seed (autograd, no-grad, nn-loop)")
-    parser.add_argument(
-        "--true-gradient",
-        action="store_true",
-        help="numpy: average the gradient over samples (the notebook sums)",
-    )
+    for name, (kind, cells) in cell_options().items():
+        flag, where = "--" + name.replace("_", "-"), f"({', '.join(cells)})"
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=where)
+        else:
+            parser.add_argument(flag, type=kind, help=f"{name.replace('_', ' ')} {where}")
     args = parser.parse_args()
-    options = {
-        "lr": args.lr,
-        "iters": args.iters,
-        "seed": args.seed,
-        "true_gradient": args.true_gradient or None,
-    }
+    given = {key: value for key, value in vars(args).items() if key != "cell" and value is not None}
     names = list(CELLS) if args.cell == "all" else [args.cell]
     for name in names:
         cell = CELLS[name]
         accepted = inspect.signature(cell).parameters
-        given = {key: value for key, value in options.items() if value is not None}
         if args.cell != "all" and (unknown := sorted(set(given) - set(accepted))):
             parser.error(
                 f"cell '{name}' takes no --{unknown[0].replace('_', '-')}; it takes: "

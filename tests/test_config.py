@@ -1,11 +1,14 @@
 """The config checks: every bad value is refused with one line naming the key, the value and what is expected,
 by `linreg.config.check` (the run's own keys) or by the class that owns the key, when it is built."""
 
+import os
+import re
+
 import pytest
 import torch
 from conftest import compose_config
 
-from linreg.config import check
+from linreg.config import TOP_LEVEL_KEYS, check
 from linreg.errors import InvalidInput
 from linreg.targets import build
 
@@ -32,6 +35,14 @@ from linreg.targets import build
         (["model._target_=os.getcwd"], "model._target_: 'os.getcwd' is not an allowed target; expected a class of"),
         (["data.source._target_=linregx.Data"], "data.source._target_: 'linregx.Data' is not an allowed target"),
         (["+model.net={_target_:subprocess.Popen}"], "model.net._target_: 'subprocess.Popen' is not an allowed"),
+        (["+lrr=0.1"], "lrr: 0.1 is read by nothing (+lrr added a key the run does not use); expected lr=..."),
+        (["+data_seed=3"], "data_seed: 3 is read by nothing"),
+        (["lr=1e308"], "lr: 1e+308 is beyond float32's range; expected a magnitude below 3.4e+38"),
+        (["optimizer.lr=1e39"], "optimizer.lr: 1e+39 is beyond float32's range"),
+        (["optimizer.momentum=1.5"], "optimizer.momentum: 1.5 is not allowed; expected a number in [0, 1)"),
+        (["optimizer.momentum=1"], "optimizer.momentum: 1 is not allowed; expected a number in [0, 1)"),
+        (["optimizer.momentum=-0.5"], "optimizer.momentum: -0.5 is not allowed; expected a number in [0, 1)"),
+        (["optimizer.momentum=fast"], "optimizer.momentum: 'fast' is not a number"),
     ],
 )
 def test_bad_config_is_refused(overrides, message):
@@ -55,7 +66,10 @@ def test_bad_config_is_refused(overrides, message):
         (["data=synthetic", "data.source.val_fraction=0.5", "data.source.test_fraction=0.5"], "= 1; expected less"),
         (["data=synthetic", "data.source.n_samples=100000000000"], "data.source.n_samples: the data needs about"),
         (["data=synthetic", "data.source.data_seed=99999999999999999999"], "data.source.data_seed: 9999"),
-        (["data=synthetic", "+data.source.colour=1"], "data.source: linreg.sources.SyntheticData refused its arg"),
+        (["data=synthetic", "+data.source.colour=1"], "data.source.colour: linreg.sources.SyntheticData takes no"),
+        (["+data.n_features=3"], "data.n_features: linreg.data.RegressionDataModule takes no argument 'n_features'"),
+        (["data=synthetic", "data.source.bias=1e39"], "data.source.bias: 1e+39 is beyond float32's range"),
+        (["data=synthetic", "data.source.weight=[1e39]"], "data.source.weight: 1e+39 is beyond float32's range"),
     ],
 )
 def test_bad_data_is_refused_by_the_class_that_owns_the_key(overrides, message):
@@ -80,3 +94,71 @@ def test_good_config_passes(overrides):
 def test_gpu_trainer_without_a_gpu_is_refused():
     with pytest.raises(InvalidInput, match=r"trainer.accelerator: 'gpu', but torch .* sees no CUDA GPU here"):
         check(compose_config("trainer=gpu"))
+
+
+def test_the_top_level_keys_a_run_reads_are_those_of_train_yaml():
+    assert set(compose_config().keys()) == set(TOP_LEVEL_KEYS)
+
+
+def test_an_added_key_that_an_interpolation_reads_is_kept():
+    cfg = compose_config("+base_lr=0.01", "lr=${base_lr}")
+    check(cfg)
+    assert cfg.optimizer.lr == 0.01
+
+
+def test_sgd_momentum_just_below_one_is_allowed():
+    check(compose_config("optimizer.momentum=0.99"))
+
+
+# CSV files (and a batch size) that only the data itself can refuse: checked when the source is read.
+LONG = "1" * 140_000  # a cell over the csv module's 128 KiB field limit
+CSV_FILES = {
+    "long_cell.csv": f"x,y\n1,{LONG}\n2,3\n3,4\n4,5\n5,6\n6,7\n",
+    "long_header.csv": f"x,{'y' * 140_000}\n1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n",
+    "f32.csv": "x,y\n1,2\n2,1e39\n3,4\n4,5\n5,6\n6,7\n",
+    "hash.csv": "x,y\n1,2\n#2,3\n3,4\n4,5\n5,6\n6,7\n",
+    "unnamed.csv": "x,\n1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n",
+    "ok.csv": "x,price\n1,2\n2,4\n3,6\n4,8\n5,10\n6,12\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.batch_size=100"], "data.batch_size: 100 is larger than the 4 training rows of data=seed; expected at"),
+        (["data=csv", "data.source.path={tmp}/long_cell.csv"], "line 2, column 'y': 11111"),
+        (["data=csv", "data.source.path={tmp}/long_header.csv", "data.source.target=price"], "(140000 characters)"),
+        (["data=csv", "data.source.path={tmp}/f32.csv"], "line 3, column 'y': 1e39 is beyond float32's range"),
+        (["data=csv", "data.source.path={tmp}/hash.csv"], "line 3, column 'x': '#2' is not a number (a row starting"),
+        (["data=csv", "data.source.path={tmp}/unnamed.csv"], "has no name for column 2 of its header row"),
+        (
+            ["data=csv", "data.source.path={tmp}/ok.csv", "data.source.features=[x,price]"],
+            "data.source.features: ['x', 'price'] holds the target 'price'; expected input columns other than",
+        ),
+    ],
+)
+def test_bad_data_is_refused_when_it_is_read(tmp_path, overrides, message):
+    for name, text in CSV_FILES.items():
+        (tmp_path / name).write_text(text)
+    cfg = compose_config(*(o.format(tmp=tmp_path) for o in overrides))
+    check(cfg)
+    datamodule = build("data", cfg.data)
+    with pytest.raises(InvalidInput) as error:
+        _ = datamodule.splits
+    assert message in str(error.value)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("{tmp}", "data.source.path: '{tmp}' is a folder; expected a CSV file with a header row"),
+        ("{tmp}/fifo.csv", "data.source.path: '{tmp}/fifo.csv' is not a regular file (a pipe or a device?)"),
+        ("/dev/zero", "data.source.path: '/dev/zero' is not a regular file (a pipe or a device?)"),
+    ],
+)
+def test_a_csv_path_that_is_no_file_says_what_it_is(tmp_path, path, message):
+    os.mkfifo(tmp_path / "fifo.csv")
+    cfg = compose_config("data=csv", f"data.source.path={path.format(tmp=tmp_path)}")
+    with pytest.raises(InvalidInput, match=re.escape(message.format(tmp=tmp_path))):
+        build("data", cfg.data)

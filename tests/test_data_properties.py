@@ -36,6 +36,11 @@ def test_valid_tables_are_served_whole_every_epoch(tmp_path, table, batch_size, 
     path = tmp_path / "table.csv"
     _write_csv(path, table)
     datamodule = RegressionDataModule(CsvData(path=str(path)), batch_size=batch_size, shuffle_seed=seed)
+    train_rows = len(CsvData(path=str(path)).load().train)
+    if batch_size is not None and batch_size > train_rows:  # a batch larger than the data is refused
+        with pytest.raises(InvalidInput, match=f"data.batch_size: {batch_size} is larger than the {train_rows} train"):
+            _ = datamodule.splits
+        return
     splits = datamodule.splits
     assert len(splits.train) + len(splits.val) + len(splits.test) == len(table)
     served = torch.cat([torch.cat([part.x, part.y], dim=1) for part in (splits.train, splits.val, splits.test)])

@@ -1,10 +1,14 @@
 """The README's sweep commands, run as a user would, in the order the README shows them."""
 
 import csv
+import importlib.metadata
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import ON_THE_CLUSTER, README_COMMANDS, read_json, run_readme_commands
+from conftest import ON_THE_CLUSTER, README_COMMANDS, REPO, read_json, run_readme_commands
 
 pytestmark = [pytest.mark.slow]
 ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
@@ -12,6 +16,23 @@ ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share th
 SWEEPS = [c for c in README_COMMANDS if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))]
 SWEEP_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" not in c]
 SLURM_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" in c]
+INSTALL_COMMANDS = [c for c in README_COMMANDS if c.startswith("pip install")]
+
+
+def test_the_readme_installs_the_optuna_extra_which_make_test_installed():
+    """The README's install command names the extra that holds the Optuna sweeper; in `make test`'s environment
+    pip's dry run of it finds nothing to install but the project itself (so the Optuna sweep below ran with
+    what that command installs)."""
+    (command,) = INSTALL_COMMANDS
+    requirements = importlib.metadata.requires("linreg")
+    assert any(r.startswith("hydra-optuna-sweeper") and 'extra == "optuna"' in r for r in requirements)
+    assert shlex.split(command) == ["pip", "install", "-e", ".[optuna]"]
+    result = subprocess.run(
+        [sys.executable, "-m", *shlex.split(command), "--dry-run"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    would_install = [line for line in result.stdout.splitlines() if line.startswith("Would install")]
+    assert [line.split()[2:] for line in would_install] in ([], [["linreg-0.1.0"]]), result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from linreg.config import run_config
 from linreg.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("records")]  # one worker: shares module fixtures
@@ -82,7 +83,7 @@ def test_a_run_cut_short_by_the_trainers_time_limit_says_so(tmp_path):
         ("+trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches: 2 is refused: an iter is one"),
         ("trainer=ddp trainer.devices=3", "trainer.devices: 3 processes cannot share the 4 training rows"),
         ("trainer.devices=2 +trainer.strategy=ddp_spawn", "trainer.strategy: 'ddp_spawn' is refused: its processes"),
-        ("trainer.check_val_every_n_epoch=2", "trainer: Lightning stopped the run: `val_check_interval` (100) must"),
+        ("trainer.check_val_every_n_epoch=2", "trainer.check_val_every_n_epoch: 2 is refused: on the full batch"),
         ("-m trainer.devices=2 lr=0.1,0.01", "error: job lr=0.1,trainer.devices=2: trainer=ddp: DDP cannot run"),
     ],
 )
@@ -254,7 +255,7 @@ def _in_process_run(run_dir, *overrides):
     cfg = compose_config(*QUIET, *overrides)
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    return train(cfg, run_dir, overrides)
+    return train(run_config(cfg, overrides), run_dir, overrides)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -273,6 +274,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path_factory, lr, momentu
     whole = _in_process_run(folder / "whole", *config, f"iters={stop + more}")
     _in_process_run(folder / "part", *config, f"iters={stop}")
     resumed_cfg = compose_config(*QUIET, f"resume={folder / 'part'}", f"iters={stop + more}")
-    resumed = train(resumed_cfg, folder / "resumed", [f"resume={folder / 'part'}", f"iters={stop + more}"])
+    resumed_overrides = [f"resume={folder / 'part'}", f"iters={stop + more}"]
+    resumed = train(run_config(resumed_cfg, resumed_overrides), folder / "resumed", resumed_overrides)
     assert (resumed["lr"], resumed["steps"], resumed["status"]) == (lr, stop + more, "ok")
     assert resumed["weight"] == whole["weight"] and resumed["bias"] == whole["bias"]

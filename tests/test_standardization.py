@@ -9,6 +9,7 @@ import torch
 from conftest import compose_config, hparams_sessions, read_json, run_command, tensorboard_server, train_command
 from omegaconf import OmegaConf
 
+from linreg.config import run_config
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.sources import CsvData, SeedData, Split, Splits, SyntheticData
@@ -153,7 +154,8 @@ def test_a_resumed_standardized_run_equals_an_uninterrupted_one(tmp_path):
     OmegaConf.save(part_cfg, part_dir / ".hydra" / "config.yaml")  # where Hydra keeps it, for resume=
     train(part_cfg, part_dir)
     resumed_overrides = [f"resume={part_dir}", "iters=40"]
-    resumed = train(compose_config(*QUIET, *resumed_overrides), tmp_path / "resumed", resumed_overrides)
+    resumed_cfg = run_config(compose_config(*QUIET, *resumed_overrides), resumed_overrides)  # the saved config
+    resumed = train(resumed_cfg, tmp_path / "resumed", resumed_overrides)
     assert resumed["steps"] == 40
     assert resumed["weight"] == whole["weight"] and resumed["bias"] == whole["bias"]
 

@@ -7,8 +7,19 @@ import shutil
 
 import pytest
 import torch
-from conftest import hparams_sessions, read_json, run_command, snapshot, tensorboard_server, train_command
+from conftest import (
+    REPO,
+    compose_config,
+    hparams_sessions,
+    read_json,
+    run_command,
+    snapshot,
+    tensorboard_server,
+    train_command,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from linreg.config import GROUPS, TOP_LEVEL_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -132,9 +143,43 @@ class RunsCodeWhenUnpickled:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.fixture(scope="module")
+def diverged_run(tmp_path_factory):
+    """`python scripts/train.py lr=10 iters=50`: the loss overflows within a few steps."""
+    cwd = tmp_path_factory.mktemp("diverged_run")
+    result = train_command(cwd, "lr=10", "iters=50", "logger=none", run_dir=cwd / "run")
+    assert result.returncode == 0, result.stderr
+    assert read_json(cwd / "run" / "results.json")["status"] == "diverged"
+    return result, cwd / "run"
+
+
+@pytest.fixture(scope="module")
+def reshaped_csv_run(tmp_path_factory):
+    """A run trained on a CSV with two input columns, whose file then lost one."""
+    cwd = tmp_path_factory.mktemp("csv_run")
+    table = cwd / "table.csv"
+    table.write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(20)))
+    result = train_command(cwd, "data=csv", f"data.source.path={table}", "iters=5", "logger=none", run_dir=cwd / "run")
+    assert result.returncode == 0, result.stderr
+    table.write_text("a,y\n" + "".join(f"{i},{i * 3}\n" for i in range(20)))
+    return cwd / "run"
+
+
+LONG_CELL = "1" * 140_000  # over the csv module's 128 KiB field limit
+
+
 def make_inputs(folder, seed_run_dir):
     """The files the cases refer to, written into `folder`."""
     files = {
+        "long_cell": folder / "long_cell.csv",
+        "long_header": folder / "long_header.csv",
+        "beyond_float32": folder / "beyond_float32.csv",
+        "hash_row": folder / "hash_row.csv",
+        "unnamed": folder / "unnamed.csv",
+        "fifo": folder / "fifo.csv",
+        "a_file": folder / "a_file",
+        "json": folder / "notes.json",
+        "bare": folder / "bare.ckpt",
         "missing": folder / "missing.csv",
         "empty": folder / "empty.csv",
         "header_only": folder / "header_only.csv",
@@ -154,6 +199,17 @@ def make_inputs(folder, seed_run_dir):
         "run": seed_run_dir,
         "evil_run": folder / "evil_run",
     }
+    rows = "1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n"
+    files["long_cell"].write_text(f"x,y\n1,{LONG_CELL}\n{rows}")
+    files["long_header"].write_text(f"x,{'y' * 140_000}\n{rows}")
+    files["beyond_float32"].write_text("x,y\n1,2\n2,1e39\n3,4\n4,5\n5,6\n")
+    files["hash_row"].write_text("x,y\n1,2\n#2,3\n3,4\n4,5\n5,6\n")
+    files["unnamed"].write_text(f"x,\n{rows}")
+    os.mkfifo(files["fifo"])
+    files["a_file"].write_text("not a folder\n")
+    files["json"].write_text('{"state_dict": {}}\n')
+    saved = torch.load(seed_run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    torch.save({key: saved[key] for key in ("state_dict", "hyper_parameters")}, files["bare"])
     files["empty"].write_text("")
     files["header_only"].write_text("x,y\n")
     files["ragged"].write_text("x,y\n1,2\n2\n3,6\n")
@@ -188,13 +244,38 @@ CASES = [
     ([TRAIN, "lr=-1"], "error: lr: -1 is not allowed; expected a number > 0"),
     ([TRAIN, "iters=0"], "error: iters: 0 is not allowed; expected a whole number >= 1"),
     ([TRAIN, "data.batch_size=-4"], "error: data.batch_size: -4 is not allowed; expected a whole number >= 1"),
-    ([TRAIN, "lrr=0.1"], "error: lrr: no such key in the config; expected one of its keys"),
+    ([TRAIN, "lrr=0.1"], "error: lrr: no such key in the config; expected lr=0.1"),
+    ([TRAIN, "+lrr=0.1"], "error: lrr: 0.1 is read by nothing (+lrr added a key the run does not use); expected lr="),
+    ([TRAIN, "momentum=0.9"], "error: momentum: no such key in the config; expected optimizer.momentum=0.9"),
+    ([TRAIN, "+momentum=0.9"], "error: momentum: 0.9 is read by nothing"),
+    (
+        [TRAIN, "model.momentum=0.9"],
+        "error: model.momentum: no such key in the config; expected optimizer.momentum=0.9",
+    ),
+    ([TRAIN, "n_features=3"], "error: n_features: no such key in the config; expected data=synthetic data.source.n_f"),
+    ([TRAIN, "data.n_features=3"], "error: data.n_features: no such key in the config; expected data=synthetic data."),
+    (
+        [TRAIN, "+data.n_features=3"],
+        "error: data.n_features: linreg.data.RegressionDataModule takes no argument 'n_features'; expected one of",
+    ),
+    ([TRAIN, "+data.source.n_features=3"], "error: data.source: linreg.sources.SeedData refused its arguments: SeedD"),
+    ([TRAIN, "itres=5"], "error: itres: no such key in the config; expected iters=5"),
+    ([TRAIN, "lr=1e308"], "error: lr: 1e+308 is beyond float32's range; expected a magnitude below 3.4e+38"),
+    ([TRAIN, "optimizer.momentum=1.5"], "error: optimizer.momentum: 1.5 is not allowed; expected a number in [0, 1)"),
+    ([TRAIN, "data.batch_size=100"], "error: data.batch_size: 100 is larger than the 4 training rows of data=seed"),
+    ([TRAIN, "data=null"], "error: data=null: not a config; expected one of the configs in conf/data/"),
+    ([TRAIN, "trainer=null"], "error: trainer=null: not a config; expected one of the configs in conf/trainer/"),
+    ([TRAIN, "~data"], "error: data: None is not allowed; expected one of the configs in conf/data/"),
+    ([TRAIN, "data.shuffle_seed=abc"], "error: data.shuffle_seed: 'abc' is not allowed; expected a whole number >= 0"),
+    ([TRAIN, "data.shuffle_seed=99999999999999999999"], "error: data.shuffle_seed: 99999999999999999999 is too large"),
+    ([TRAIN, "resume=~"], "error: resume=~: Hydra's override grammar cannot read '~' there; expected the value in q"),
+    ([TRAIN, "hydra.run.dir={a_file}"], "error: hydra.run.dir: '{a_file}' is a file, not a folder"),
     ([TRAIN, "-m", "data=nosuch,seed"], "error: data=nosuch: no such config; expected one of csv,"),
     ([TRAIN, "lr"], "error: Error parsing override 'lr'; missing EQUAL"),
     ([TRAIN, "lr=${{nosuch}}"], "error: lr: Interpolation key 'nosuch' not found"),
     ([TRAIN, "data._target_=pathlib.Path.touch"], "error: data._target_: 'pathlib.Path.touch' is not an allowed"),
-    ([TRAIN, "+model.colour=red"], "error: model: linreg.models.LinearRegression refused its arguments: Linear"),
-    ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer: torch.optim.SGD refused its arguments: Invalid momentum"),
+    ([TRAIN, "+model.colour=red"], "error: model.colour: linreg.models.LinearRegression takes no argument 'colour'"),
+    ([TRAIN, "optimizer.momentum=-0.5"], "error: optimizer.momentum: -0.5 is not allowed; expected a number in [0, 1)"),
     ([TRAIN, "model=mlp", "model.activation=swish"], "error: model.activation: 'swish' is not allowed; expected one"),
     ([TRAIN, "callbacks=null"], "error: callbacks=null: not a config; expected one of the configs in conf/callbacks/"),
     (
@@ -217,6 +298,30 @@ CASES = [
     ([TRAIN, "data=csv", "data.source.path={ok}", "data.source.target=price"], "data.source.target: no column 'price'"),
     ([TRAIN, "data=csv", "data.source.path={one_row}"], "1 rows are too few to split"),
     ([TRAIN, "data=csv", "data.source.path={latin1}"], "'{latin1}' is not UTF-8 text (it holds the byte 0xe9)"),
+    (
+        [TRAIN, "data=csv", "data.source.path={long_cell}"],
+        "line 2, column 'y': 1111111111111111111111111111111111111111.",
+    ),
+    ([TRAIN, "data=csv", "data.source.path={long_header}", "data.source.target=p"], "yyyyyyyyy... (140000 characte"),
+    ([TRAIN, "data=csv", "data.source.path={beyond_float32}"], "line 3, column 'y': 1e39 is beyond float32's range"),
+    ([TRAIN, "data=csv", "data.source.path={hash_row}"], "line 3, column 'x': '#2' is not a number (a row starting"),
+    ([TRAIN, "data=csv", "data.source.path={unnamed}"], "'{unnamed}' has no name for column 2 of its header row"),
+    (
+        [TRAIN, "data=csv", "data.source.path={ok}", "data.source.features=[x,y]"],
+        "error: data.source.features: ['x', 'y'] holds the target 'y'; expected input columns other than",
+    ),
+    (
+        [TRAIN, "data=csv", "data.source.path={ok}", "data.source.target=x", "data.source.features=y"],
+        "error: data.source.features: 'y' is not allowed; expected a list of column names",
+    ),
+    ([TRAIN, "data=csv", "data.source.path={run}"], "error: data.source.path: '{run}' is a folder; expected a CSV"),
+    ([TRAIN, "data=csv", "data.source.path={fifo}"], "'{fifo}' is not a regular file (a pipe or a device?)"),
+    ([TRAIN, "data=csv", "data.source.path=/dev/zero"], "'/dev/zero' is not a regular file (a pipe or a device?)"),
+    ([TRAIN, "resume={reshaped}", "iters=10"], "was trained on 2 input and 1 target column(s), but data=csv now has 1"),
+    ([PREDICT, "{diverged}", "5"], "error: checkpoint: the run in '{diverged}' diverged (the loss became inf at step"),
+    ([PREDICT, "{run}", "1e39"], "error: x: '1e39' is beyond float32's range; expected magnitudes below 3.4e+38"),
+    ([PREDICT, "{json}", "5"], "error: checkpoint: cannot load '{json}': it is not a PyTorch checkpoint"),
+    ([PREDICT, "{bare}", "5"], "error: checkpoint: '{bare}' records no model_class"),
     ([TRAIN, "resume={run}", "lr=0.5"], "only iters may change, not lr"),
     ([TRAIN, "resume={evil_run}"], "would run code when loaded, refused by weights_only=True"),
     ([PREDICT, "{run}", "1,2"], "error: x: '1,2' has 2 value(s); the model expects 1 feature(s) per sample"),
@@ -234,9 +339,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("command", "message"), CASES, ids=[" ".join(c[0][1:]) for c in CASES])
-def test_bad_input(tmp_path, seed_run, command, message):
+def test_bad_input(tmp_path, seed_run, diverged_run, reshaped_csv_run, command, message):
     _, run_dir = seed_run
-    files = make_inputs(tmp_path, run_dir)
+    files = {**make_inputs(tmp_path, run_dir), "diverged": diverged_run[1], "reshaped": reshaped_csv_run}
     command = [part.format(**files) for part in command]
     message = message.format(**files)
     before, inputs_before = snapshot(run_dir), snapshot(tmp_path)
@@ -259,3 +364,46 @@ def test_hydra_full_error_shows_hydras_own_report(tmp_path):
     result = run_command(["scripts/train.py", "lrr=0.1"], cwd=tmp_path, HYDRA_FULL_ERROR="1")
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "Could not override 'lrr'" in result.stderr
+
+
+def test_a_diverged_run_prints_its_numbers_readably(diverged_run):
+    result, _ = diverged_run
+    (learned,) = [line for line in result.stdout.splitlines() if line.startswith("w = ")]
+    assert re.fullmatch(r"w = -?\d\.\d\de\+\d+, b = -?\d\.\d\de\+\d+", learned), learned
+    assert "diverged at step" in result.stdout
+
+
+def test_a_run_prints_no_library_warnings(tmp_path):
+    # PYTHONWARNINGS="": Python's own default, as a user's shell has it (run_command silences warnings)
+    result = run_command(["scripts/train.py", "logger=csv", "iters=2"], cwd=tmp_path, PYTHONWARNINGS="")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_help_shows_the_projects_keys_groups_and_examples(tmp_path):
+    result = run_command(["scripts/train.py", "--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cfg = compose_config()
+    for key in TOP_LEVEL_KEYS:
+        if key not in GROUPS and key != "resume":
+            assert f"{key}={cfg[key]}" in result.stdout  # the default, read from conf/train.yaml
+    assert "resume=<a run folder to continue>" in result.stdout
+    for group in (REPO / "conf").iterdir():
+        if group.is_dir() and group.name != "hydra":
+            options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+            assert f"{group.name}: {options}" in result.stdout
+    assert "Chosen now: data=seed model=linear optimizer=sgd trainer=cpu" in result.stdout
+    examples = [line.strip() for line in result.stdout.splitlines() if line.startswith("  python scripts/train.py")]
+    assert len(examples) == 3
+    assert "Powered by Hydra" not in result.stdout
+
+
+def test_summarize_a_sweep_where_no_job_finished(tmp_path):
+    for job, text in (("0", "[1, 2]"), ("1", '{"status": "failed", "error": "lr: bad"}'), ("2", '{"status": ')):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / "results.json").write_text(text)
+    result = run_command(["scripts/summarize.py", str(tmp_path)], cwd=tmp_path, PYTHONWARNINGS="")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no matplotlib warning about an empty legend
+    assert "best by val_mse: none, no job finished with a val_mse" in result.stdout
+    assert (tmp_path / "summary.png").is_file()

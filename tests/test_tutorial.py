@@ -1,13 +1,15 @@
 """The notebook's cells, held to what the notebook printed."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
-from conftest import run_command
+from conftest import REPO, run_command
 
 from linreg import tutorial
 
-# Copied from the notebook (shared/seed/000_9b36298b553151ce.txt), cell "Manually Compute ... (Numpy)".
+# Copied from the seed notebook's printed output, cell "Manually Compute ... (Numpy)".
 NUMPY_PRINTED = """\
 Prediction before training: f(5) = 0.000
 epoch 1: w= 1.200, loss =30.00000000
@@ -131,3 +133,26 @@ def test_tutorial_option_a_cell_does_not_take(tmp_path):
     result = run_command(["scripts/tutorial.py", "accumulate", "--lr", "0.1"], cwd=tmp_path)
     assert result.returncode == 2
     assert "cell 'accumulate' takes no --lr" in result.stderr
+
+
+def test_a_diverging_cell_says_so():
+    for cell, lr in ((tutorial.numpy_loop, 0.05), (tutorial.autograd_loop, 0.5), (tutorial.nn_loop, 1.0)):
+        last = cell(lr=lr).lines[-1]
+        assert last.startswith("diverged: the loss grew from "), last
+        assert last.endswith(f"; try a smaller lr than {lr:g}")
+        assert not cell().lines[-1].startswith("diverged")  # the notebook's own settings converge
+
+
+def test_every_option_a_cell_lists_is_accepted(tmp_path):
+    result = run_command(["scripts/tutorial.py", "accumulate", "--epochs", "2"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("tensor([3., 3., 3., 3.])") == 3  # 3, 3 zeroed; then 3, 6 accumulated
+    refused = run_command(["scripts/tutorial.py", "accumulate", "--lr", "0.1"], cwd=tmp_path)
+    listed = refused.stderr.rpartition("it takes: ")[2].split()
+    assert listed == ["--epochs"]
+
+
+def test_the_tutorial_doc_cites_only_files_of_the_repository():
+    text = (REPO / "docs" / "tutorial.md").read_text()
+    cited = re.findall(r"`([\w./-]+/[\w.-]+\.\w+)`", text)
+    assert cited and all((REPO / path).is_file() for path in cited), cited

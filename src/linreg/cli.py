@@ -1,11 +1,12 @@
 """What `python scripts/train.py ...` does around a run: errors as one line, the summary, the objective.
 
-Lightning is imported (by `linreg.train`) only once Hydra has composed the config, so a mistyped key or
-config name fails at once, without paying for that import.
+Lightning is imported (by `linreg.train`) only once Hydra has composed the config and `linreg.config` has
+checked it, so a mistyped key, config name or value fails at once, without paying for that import.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -18,10 +19,11 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from linreg.config import GROUPS, run_config
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.results import FINISHED, RESULTS_FILE, split_overrides, write_results
@@ -30,8 +32,10 @@ from linreg.sweep import write_tables
 from linreg.targets import allowed_class, targets
 
 
-def run_app(app: Callable[[], Any]) -> None:
+def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
     """Runs a `@hydra.main` app; a mistyped override or config name ends in one line and exit status 2.
+
+    `config_dir` is the app's config folder: a mistyped key is answered with the nearest keys found there.
 
     Hydra prints these errors over several lines and exits with 1. Hydra raises them instead of printing
     them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to see Hydra's own report.
@@ -48,7 +52,7 @@ def run_app(app: Callable[[], Any]) -> None:
     try:
         app()
     except CompactHydraException as error:  # bad overrides and missing configs, found before any job runs
-        print(f"error: {hydra_error_line(error)}", file=sys.stderr)
+        print(f"error: {hydra_error_line(error, sys.argv[1:], config_dir)}", file=sys.stderr)
         discard_unused_folder()
         sys.exit(2)
     except OSError as error:  # Hydra could not create or write the run folder
@@ -60,10 +64,6 @@ def run_app(app: Callable[[], Any]) -> None:
         sys.exit(128 + signal.SIGINT)
     finally:
         del os.environ["HYDRA_FULL_ERROR"]
-
-
-# The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
-GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 
 
 def refuse_bad_overrides(args: Sequence[str]) -> None:
@@ -94,22 +94,46 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
                 allowed_class(path, target)
 
 
+_LEXER_ERROR = re.compile(r"LexerNoViableAltException: (?P<override>.*)\n(?P<caret> *)\^")
 _UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")
 
 
-def hydra_error_line(error: CompactHydraException) -> str:
-    """One line from Hydra's message: what is wrong and what is expected instead."""
+def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), config_dir: Path | None = None) -> str:
+    """One line from Hydra's message: what is wrong and what is expected instead (for an unknown key, the
+    nearest keys of the config in `config_dir` that the command's `args` compose)."""
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
         group, _, name = error.missing_cfg_file.rpartition("/")
         return f"{group}={name}: no such config; expected one of {', '.join(error.options)}"
     unknown = _UNKNOWN_KEY.match(str(error))
     if unknown:
-        key, override = unknown["key"], unknown["override"]
+        from linreg.suggest import known_keys, unknown_key_line
+
+        key, value = unknown["key"], unknown["override"].partition("=")[2]  # Hydra's: a sweep's first value
+        typed = [arg.partition("=")[2] for arg in args if arg.partition("=")[0].lstrip("+~") == key]
+        value = typed[0] if typed else value
+        if config_dir is None:
+            return f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them)"
+        return unknown_key_line(key, value, known_keys(config_dir, _config_name(args), args, GROUPS))
+    lexer = _LEXER_ERROR.match(str(error))
+    if isinstance(error, OverrideParseException) and lexer:  # `resume=~`: a character the grammar has no rule for
+        override = lexer["override"]
+        column = len(lexer["caret"]) - len("LexerNoViableAltException: ")
+        key, _, value = override.partition("=")
         return (
-            f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them), "
-            f"or +{override} to add a new one"
+            f"{override}: Hydra's override grammar cannot read {override[column : column + 1]!r} there; expected the "
+            f"value in quotes, e.g. '{key}=\"{value}\"'"
         )
     return "; ".join(line.strip().rstrip(".:") for line in str(error).splitlines() if line.strip())
+
+
+def _config_name(args: Sequence[str]) -> str:
+    """The primary config a command composes: `-cn name`, `--config-name=name`, or train."""
+    for i, arg in enumerate(args):
+        if arg in ("-cn", "--config-name") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config-name="):
+            return arg.partition("=")[2]
+    return "train"
 
 
 def main(cfg: DictConfig) -> float:
@@ -133,7 +157,12 @@ def main(cfg: DictConfig) -> float:
         if multirun and uses_ddp(cfg.get("trainer")):
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
-        from linreg.train import is_global_zero, train  # imports Lightning: only once Hydra has parsed the command
+        cfg = run_config(cfg, overrides)  # before Lightning's import: a bad value fails at once
+        gc.disable()  # already off when scripts/train.py started the process; not in a joblib or submitit worker
+        from linreg.train import is_global_zero, train  # imports Lightning
+
+        gc.freeze()  # the imports' objects live as long as the process: no collection walks them again
+        gc.enable()
 
         record = train(cfg, run_dir, overrides)
     except OSError as error:  # train() has marked its results.json "failed" (or removed it)
@@ -241,7 +270,9 @@ def _fmt(value: Any) -> str:
         return _fmt(value[0])
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(item) for item in value) + "]"
-    return "nan" if value is None else f"{value:.3f}"
+    if value is None:
+        return "nan"
+    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"  # a diverged run's 1.83e+20, not 21 digits
 
 
 def _relative_to_cwd(path: Path) -> Path:

@@ -7,17 +7,26 @@ keys; the classes the config names check theirs with `require_number` and `requi
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from linreg.errors import InvalidInput
+from linreg.resume import resume_config
 from linreg.targets import refuse_unallowed_targets
 
+# The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
+GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
+
 OBJECTIVES = ("val_mse", "val_mae", "train_loss")
+# The top-level keys a run reads (conf/train.yaml's, a test holds them equal): `+name=...` beside them adds a key
+# that nothing reads, unless an interpolation such as `hydra.run.dir=runs/${name}` uses it.
+TOP_LEVEL_KEYS = ("lr", "iters", "seed", "threads", "objective", "resume", *GROUPS)
 
 
 def require_number(key: str, value: object, minimum: float | None = None, positive: bool = False) -> None:
@@ -28,6 +37,16 @@ def require_number(key: str, value: object, minimum: float | None = None, positi
         raise InvalidInput(f"{key}: {value!r} is not allowed; expected a number > 0")
     if minimum is not None and value < minimum:
         raise InvalidInput(f"{key}: {value!r} is not allowed; expected a number >= {minimum:g}")
+
+
+# The largest float32: the model, its data and its optimizer compute in float32, where anything beyond is inf.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def require_float32(key: str, value: float) -> None:
+    """A number float32 can hold: `lr=1e308` would otherwise fail inside the optimizer's first step."""
+    if abs(value) > FLOAT32_MAX:
+        raise InvalidInput(f"{key}: {value:g} is beyond float32's range; expected a magnitude below {FLOAT32_MAX:.3g}")
 
 
 def require_count(key: str, value: object, minimum: int, optional: bool = False, maximum: int | None = None) -> None:
@@ -53,6 +72,16 @@ def require_sizes(key: str, value: object) -> None:
         raise InvalidInput(f"{key}: {value!r} is not allowed; expected a list of whole numbers >= 1")
 
 
+def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config a run trains with, checked: with `resume=`, that of the run it continues (`linreg.resume`).
+
+    `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value fails at once.
+    """
+    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
+    check(cfg)
+    return cfg
+
+
 def check(cfg: DictConfig) -> None:
     """Refuse a config that cannot describe a run, before anything is imported, built, opened or written.
 
@@ -66,6 +95,7 @@ def check(cfg: DictConfig) -> None:
         expected = "expected a value, or ${key} naming a key of the config"
         raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
     refuse_unallowed_targets(resolved)
+    refuse_unread_keys(cfg)
     for group in ("data", "model", "optimizer", "trainer"):
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -78,8 +108,18 @@ def check(cfg: DictConfig) -> None:
             if not isinstance(entry, DictConfig) or "_target_" not in entry:
                 raise InvalidInput(f"{group}.{name}: {entry!r} is not allowed; expected {{_target_: <a class>, ...}}")
     require_number("lr", cfg.lr, positive=True)
+    require_float32("lr", cfg.lr)
     if "lr" in cfg.optimizer:
         require_number("optimizer.lr", cfg.optimizer.lr, positive=True)
+        require_float32("optimizer.lr", cfg.optimizer.lr)
+    if "momentum" in cfg.optimizer:  # torch takes any momentum >= 0; from 1 on, old gradients never fade out
+        momentum = cfg.optimizer.momentum
+        require_number("optimizer.momentum", momentum)
+        if not 0 <= momentum < 1:
+            raise InvalidInput(
+                f"optimizer.momentum: {momentum!r} is not allowed; expected a number in [0, 1) (from 1 on, past "
+                "gradients never fade and the steps never settle)"
+            )
     require_count("iters", cfg.iters, minimum=1)
     require_count("seed", cfg.seed, minimum=0)
     if cfg.seed >= 2**32:
@@ -134,8 +174,36 @@ TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
         (1,),
         "an iter is one optimizer step on one batch, and resume counts on it; expected a larger data.batch_size",
     ),
+    "check_val_every_n_epoch": (
+        (None,),
+        "on the full batch one epoch is the whole run, so validation would wait for its end; "
+        "expected trainer.val_check_interval=<steps>",
+    ),
     "barebones": ((False,), "it turns off the logging and checks the run's record is made from; expected logger=none"),
 }
+
+
+def refuse_unread_keys(cfg: DictConfig) -> None:
+    """A top-level key added with `+key=...` that no part of the run reads (`+lrr=0.1` would train at the default
+    lr): refused, unless an interpolation in the config or in Hydra's own settings uses it."""
+    for key in cfg:
+        if key in TOP_LEVEL_KEYS or _interpolated(str(key), cfg):
+            continue
+        nearest = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1, cutoff=0.6)
+        expected = f"{nearest[0]}=..." if nearest else f"one of {', '.join(TOP_LEVEL_KEYS)}"
+        raise InvalidInput(
+            f"{key}: {cfg[key]!r} is read by nothing (+{key} added a key the run does not use); expected {expected}"
+        )
+
+
+def _interpolated(key: str, cfg: DictConfig) -> bool:
+    """True when `${key}` (or `${key.x}`) appears in the config or in Hydra's settings of this run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    texts = [OmegaConf.to_yaml(cfg)]
+    if HydraConfig.initialized():
+        texts.append(OmegaConf.to_yaml(HydraConfig.get()))
+    return any(re.search(r"\$\{\s*" + re.escape(key) + r"\s*[.}]", text) for text in texts)
 
 
 def require_gpu_if_asked(trainer: DictConfig) -> None:

@@ -30,6 +30,9 @@ class IndexBatches(Sampler):
     Lightning's own epoch counter says (it counts an epoch cut short as completed, and restarts an epoch that
     ended on the run's last step as if batches were still to come), and every DDP rank, being at the same
     step, draws the same permutation and takes its own shard of it.
+
+    `repeat` serves the epoch's batches that many times over: the full batch is served `iters` times in one
+    epoch, so that Lightning's per-epoch work (loader and hook set-up) runs once per run, not once per step.
     """
 
     def __init__(
@@ -41,9 +44,10 @@ class IndexBatches(Sampler):
         rank: int = 0,
         world_size: int = 1,
         position: Callable[[], int] = lambda: 0,
+        repeat: int = 1,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world_size, self.position = rank, world_size, position
+        self.rank, self.world_size, self.position, self.repeat = rank, world_size, position, repeat
 
     def _shard(self) -> tuple[int, int]:
         """This rank's equal share of the positions: [start, stop)."""
@@ -51,7 +55,7 @@ class IndexBatches(Sampler):
 
     def __len__(self) -> int:
         start, stop = self._shard()
-        return math.ceil((stop - start) / self.batch_size)
+        return math.ceil((stop - start) / self.batch_size) * self.repeat
 
     def __iter__(self) -> Iterator[slice | Tensor]:
         epoch, skip = divmod(self.position(), len(self))
@@ -59,12 +63,13 @@ class IndexBatches(Sampler):
 
     def _batches(self, epoch: int) -> Iterator[slice | Tensor]:
         lo, hi = self._shard()
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            yield from torch.randperm(self.n, generator=generator)[lo:hi].split(self.batch_size)
-        else:
-            for start in range(lo, hi, self.batch_size):
-                yield slice(start, min(start + self.batch_size, hi))
+        for _ in range(self.repeat):
+            if self.shuffle:
+                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                yield from torch.randperm(self.n, generator=generator)[lo:hi].split(self.batch_size)
+            else:
+                for start in range(lo, hi, self.batch_size):
+                    yield slice(start, min(start + self.batch_size, hi))
 
 
 class InMemoryDataset(Dataset):
@@ -129,7 +134,14 @@ class RegressionDataModule(L.LightningDataModule):
     def splits(self) -> Splits:
         """The source's data, read on first use: a CSV file is parsed once per run, whatever asks first."""
         if self._splits is None:
-            self._splits = self.source.load()
+            splits = self.source.load()
+            rows = len(splits.train)
+            if self.batch_size is not None and self.batch_size > rows:  # it would be recorded, but never served
+                raise InvalidInput(
+                    f"data.batch_size: {self.batch_size} is larger than the {rows} training rows of data={self.name}; "
+                    f"expected at most {rows}, or null for the full batch"
+                )
+            self._splits = splits
         return self._splits
 
     @property
@@ -211,6 +223,8 @@ class RegressionDataModule(L.LightningDataModule):
         """Training is sharded across DDP ranks; validation and test are scored whole on every rank, so that
         any split size works and the metrics, gathered over ranks, are those of the whole split."""
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer and sharded else (0, 1)
+        # The full batch `iters` times in one epoch: Lightning's per-epoch work runs once, not at every step.
+        repeat = self.trainer.max_steps if self.trainer and sharded and self.batch_size is None else 1
         batches = IndexBatches(
             len(split),
             self.batch_size or len(split),
@@ -219,6 +233,7 @@ class RegressionDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world_size,
             position=(lambda: self.trainer.global_step) if self.trainer and sharded else (lambda: 0),
+            repeat=max(repeat, 1),  # max_steps is -1 for a Trainer that counts epochs instead
         )
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 

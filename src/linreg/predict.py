@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from linreg.checkpoint import load_model
+from linreg.config import FLOAT32_MAX
 from linreg.errors import InvalidInput
-from linreg.results import CHECKPOINT
+from linreg.results import CHECKPOINT, RESULTS_FILE, read_results
 
 
 def checkpoint_path(target: str | Path) -> Path:
@@ -37,12 +38,31 @@ def parse_inputs(texts: Sequence[str], n_features: int) -> torch.Tensor:
             raise InvalidInput(f"x: '{text}' is not a number or a comma-separated list of numbers") from None
         if not all(math.isfinite(value) for value in row):
             raise InvalidInput(f"x: '{text}' is not finite; expected finite numbers")
+        if any(abs(value) > FLOAT32_MAX for value in row):  # the model computes in float32: it would read inf
+            raise InvalidInput(f"x: '{text}' is beyond float32's range; expected magnitudes below {FLOAT32_MAX:.3g}")
         if len(row) != n_features:
             raise InvalidInput(
                 f"x: '{text}' has {len(row)} value(s); the model expects {n_features} feature(s) per sample"
             )
         rows.append(row)
     return torch.tensor(rows, dtype=torch.float32)
+
+
+def refuse_diverged_run(path: Path) -> None:
+    """A checkpoint of a run that diverged holds weights that predict nothing (1e21 for f(5)): refused, as its
+    results.json beside `checkpoints/` says."""
+    run_dir = path.parent.parent
+    if path.parent.name != CHECKPOINT.parent.name or not (run_dir / RESULTS_FILE).is_file():
+        return
+    try:
+        record = read_results(run_dir)
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and record.get("status") == "diverged":
+        raise InvalidInput(
+            f"checkpoint: the run in '{run_dir}' diverged ({record.get('stop_reason') or 'its loss became inf'}), "
+            "so its weights predict nothing; expected a run that finished, e.g. trained again with a smaller lr"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = checkpoint_path(args.checkpoint)
+        refuse_diverged_run(path)
         model = load_model(path)
         x = parse_inputs(args.x, model.hparams.in_features)
     except InvalidInput as error:

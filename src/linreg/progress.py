@@ -1,7 +1,7 @@
 """A progress bar over optimizer steps, the unit `iters` counts.
 
-Lightning's bar counts batches within epochs; on the notebook's full-batch data every epoch is one step and
-it would print "Epoch 523: 1/1" a thousand times.
+Lightning's bar counts batches within epochs, which are passes over the data with mini-batches and the
+whole run on the notebook's full batch (`linreg.data`): neither is the count `iters` sets.
 """
 
 from __future__ import annotations

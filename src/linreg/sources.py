@@ -10,10 +10,12 @@ numpy only, not Lightning.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from linreg.config import BYTES_PER_VALUE, require_count, require_memory, require_number
+from linreg.config import (
+    BYTES_PER_VALUE,
+    FLOAT32_MAX,
+    require_count,
+    require_float32,
+    require_memory,
+    require_number,
+)
 from linreg.errors import InvalidInput
 from linreg.tutorial import SEED_TEST_X, SEED_TEST_Y, SEED_X, SEED_Y
 
@@ -103,6 +112,8 @@ class SyntheticData:
         require_count("data.source.n_features", n_features, minimum=1)
         require_number("data.source.noise", noise, minimum=0.0)
         require_number("data.source.bias", bias)
+        for key, value in (("data.source.noise", noise), ("data.source.bias", bias)):
+            require_float32(key, value)
         require_count("data.source.data_seed", data_seed, minimum=0, maximum=2**63 - 1)
         if weight is not None and (isinstance(weight, str) or len(weight) != n_features):
             raise InvalidInput(
@@ -111,6 +122,7 @@ class SyntheticData:
             )
         for value in weight or ():
             require_number("data.source.weight", value)
+            require_float32("data.source.weight", value)
         require_fractions(val_fraction, test_fraction)
         require_memory("data.source.n_samples", n_samples * (n_features + 1) * BYTES_PER_VALUE)
         self.n_samples, self.n_dims, self.noise, self.bias = n_samples, n_features, noise, bias
@@ -165,9 +177,15 @@ class CsvData:
         features = self.features if self.features is not None else [c for c in header if c != target]
         for key, column in [("data.source.target", target), *(("data.source.features", c) for c in features)]:
             if column not in header:
-                raise InvalidInput(f"{key}: no column '{column}' in {self.path}; its columns are {', '.join(header)}")
+                columns = ", ".join(_shortened(c) for c in header)
+                raise InvalidInput(f"{key}: no column '{_shortened(column)}' in {self.path}; its columns are {columns}")
         if not features:
             raise InvalidInput(f"data.source.features: no input columns left in {self.path} besides '{target}'")
+        if target in features:  # the model would be handed the answer as an input
+            raise InvalidInput(
+                f"data.source.features: {features!r} holds the target '{target}'; expected input columns other than "
+                "data.source.target"
+            )
         x = torch.from_numpy(table[:, [header.index(c) for c in features]])
         y = torch.from_numpy(table[:, [header.index(target)]])
         return split_randomly(
@@ -191,12 +209,34 @@ def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
         ) from None
 
 
+@contextlib.contextmanager
+def _cells_up_to(size: int) -> Iterator[None]:
+    """The csv module refuses a cell over 128 KiB (`_csv.Error`); a cell no longer than the file is allowed here,
+    so that such a cell is judged (not a number, not finite) like any other."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, size))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    """A cell or a column name as a message quotes it: a 140 000-character cell would drown the line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
-    with path.open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark is no name
-        header = next(csv.reader(file), None)
+    with path.open(newline="", encoding="utf-8-sig") as file, _cells_up_to(path.stat().st_size):
+        header = next(csv.reader(file), None)  # -sig: a spreadsheet's byte-order mark is no name
     if not header:
         raise InvalidInput(f"data.source.path: '{path}' is empty; expected a header row, then rows of numbers")
     header = [name.strip() for name in header]
+    if "" in header:
+        raise InvalidInput(
+            f"data.source.path: '{path}' has no name for column {header.index('') + 1} of its header row; "
+            "expected a name for every column"
+        )
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise InvalidInput(
@@ -206,12 +246,13 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy warns about an empty table; the check below says it better
         try:  # quotechar: spreadsheets may quote every cell ("1.5"), as the csv module reads them
-            table = np.loadtxt(path, delimiter=",", quotechar='"', skiprows=1, ndmin=2, dtype=np.float64)
+            # comments=None: a row starting with '#' is a bad row, not silently dropped as numpy's comment
+            table = np.loadtxt(path, delimiter=",", quotechar='"', skiprows=1, ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
             table = None
     if table is not None and table.size == 0:
         raise InvalidInput(f"data.source.path: '{path}' has a header but no rows of data")
-    if table is None or not np.isfinite(table).all() or table.shape[1] != len(header):
+    if table is None or table.shape[1] != len(header) or not (np.abs(table) <= FLOAT32_MAX).all():  # NaN too
         _raise_first_bad_cell(path, header)
     return header, table
 
@@ -219,7 +260,7 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
 def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
     """Scan the file row by row and raise for the first ragged row, non-number or non-finite number."""
     where = f"data.source.path: '{path}'"
-    with path.open(newline="", encoding="utf-8-sig") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file, _cells_up_to(path.stat().st_size):
         reader = csv.reader(file)
         next(reader)
         for row in reader:
@@ -232,9 +273,21 @@ def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
                 try:
                     value = float(cell)
                 except ValueError:
-                    raise InvalidInput(f"{where} line {line}, column '{column}': '{cell}' is not a number") from None
+                    comment = " (a row starting with # is no comment here)" if cell.lstrip().startswith("#") else ""
+                    raise InvalidInput(
+                        f"{where} line {line}, column '{_shortened(column)}': '{_shortened(cell)}' is not a number"
+                        + comment
+                    ) from None
                 if not math.isfinite(value):
-                    raise InvalidInput(f"{where} line {line}, column '{column}': {cell.strip()} is not a finite number")
+                    raise InvalidInput(
+                        f"{where} line {line}, column '{_shortened(column)}': {_shortened(cell.strip())} is not a "
+                        "finite number"
+                    )
+                if abs(value) > FLOAT32_MAX:
+                    raise InvalidInput(
+                        f"{where} line {line}, column '{_shortened(column)}': {_shortened(cell.strip())} is beyond "
+                        f"float32's range; expected numbers of magnitude below {FLOAT32_MAX:.3g}, or rescaled data"
+                    )
     raise InvalidInput(f"{where} is not a CSV table of numbers; expected comma-separated numbers")
 
 
@@ -261,5 +314,10 @@ def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: flo
 
 def require_csv_file(path: Path) -> None:
     """The one message for a missing CSV file, from the constructor and from the reader alike."""
+    expected = "expected a CSV file with a header row"
+    if path.is_dir():
+        raise InvalidInput(f"data.source.path: '{path}' is a folder; {expected}")
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+        raise InvalidInput(f"data.source.path: '{path}' is not a regular file (a pipe or a device?); {expected}")
     if not path.is_file():
-        raise InvalidInput(f"data.source.path: no such file '{path}'; expected a CSV file with a header row")
+        raise InvalidInput(f"data.source.path: no such file '{path}'; {expected}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -140,6 +141,8 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
     and at its step on the right, labelled with that step. A job with no objective (stopped before its first
     step, failed) is left out (the table lists it).
     """
+    # Its first import on a machine logs "generated new fontManager" at INFO, which Hydra's logging prints.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
 
     rows = [
@@ -175,7 +178,8 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
         by_lr.plot([], [], "kx", mew=2, label="diverged (at step)")
     by_lr.set(xscale="log", xlabel="lr", ylabel=f"{objective} (symlog: 0 is 0)")
     by_lr.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
-    by_lr.legend(fontsize=8, loc="lower left")
+    if by_lr.get_legend_handles_labels()[0]:  # a sweep where every job failed has nothing to label
+        by_lr.legend(fontsize=8, loc="lower left")
     curves.set(xlabel="step (symlog)", ylabel="val_mse (symlog: 0 is 0)")
     curves.set_title("validation MSE of every job (x: diverged)")
     curves.set_xscale("symlog", linthresh=10)  # steps 0..10 linear, then log: short and long runs both show

@@ -135,4 +135,17 @@ def build(key: str, node: DictConfig, **kwargs: Any) -> Any:
         reason = str(error.__cause__ or error).strip().splitlines()[0]
         nested = where is not None and where[1] != key  # a component's call failed: name it, not the outer node
         target = call[1] if nested and call else node.get("_target_")
-        raise InvalidInput(f"{where[1] if nested else key}: {target} refused its arguments: {reason}") from None
+        where_key = where[1] if nested else key
+        unexpected = re.search(r"unexpected keyword argument '([^']+)'", reason)
+        if unexpected:
+            raise InvalidInput(
+                f"{where_key}.{unexpected[1]}: {target} takes no argument '{unexpected[1]}'; expected one of "
+                f"its arguments: {', '.join(_arguments(allowed_class(where_key, str(target))))}"
+            ) from None
+        raise InvalidInput(f"{where_key}: {target} refused its arguments: {reason}") from None
+
+
+def _arguments(cls: type) -> list[str]:
+    """The keyword arguments a class's constructor takes, as a config would give them."""
+    parameters = inspect.signature(cls).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -31,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg import least_squares
 from linreg.checkpoint import model_from_checkpoint, read_checkpoint
-from linreg.config import check
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.interrupt import GracefulInterrupt
@@ -39,7 +38,6 @@ from linreg.least_squares import limit_line
 from linreg.loss_monitor import LossMonitor
 from linreg.models import LinearRegression, Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
-from linreg.resume import resume_config
 from linreg.sources import Split
 from linreg.standardization import Standardization, condition_number
 from linreg.targets import build
@@ -54,10 +52,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     of a sweep's summary. The status is "ok" (it reached `iters`), "stopped" (a callback or a Trainer argument
     ended training before, `stopped_by` says which), "diverged" (the loss became NaN or infinite) or
     "interrupted" (SIGINT or SIGTERM; `resume=<run folder>` continues it). A write that fails (no space left)
-    leaves "failed" with the error, and raises.
+    leaves "failed" with the error, and raises. `cfg` is one that `linreg.config.run_config` returned.
     """
-    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
-    check(cfg)
     run_dir = Path(run_dir)
     _quiet_lightning()
     if cfg.threads:
@@ -152,6 +148,14 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
                 f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
                 f"expected more steps to train on, e.g. iters={2 * reached}"
             )
+        saved = checkpoint.get("hyper_parameters") or {}
+        shape = {"in_features": datamodule.n_features, "out_features": datamodule.n_targets}
+        if any(saved.get(key, value) != value for key, value in shape.items()):  # a CSV whose columns changed
+            raise InvalidInput(
+                f"resume: the run in {cfg.resume} was trained on {saved.get('in_features')} input and "
+                f"{saved.get('out_features')} target column(s), but data={datamodule.name} now has "
+                f"{shape['in_features']} and {shape['out_features']}; expected the data the run started with"
+            )
         model.load_state_dict(model_from_checkpoint(checkpoint, path).state_dict())
     return model
 
@@ -172,6 +176,9 @@ def _one_of(callbacks: list[L.Callback], kind: type[Wanted]) -> Wanted:
 
 def _quiet_lightning() -> None:
     """Lightning's notes that do not apply to this project, silenced for the run's process."""
+    # Every run folder is new (linreg.run_folder), holding only Hydra's files: the CSV logger's warning that it
+    # "exists and is not empty" never means another run's logs.
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")
     # Lightning sets its loggers to INFO when imported; its "GPU available: False" and tips are noise here.
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -11,6 +11,7 @@ notebook has a quirk, the cell keeps it (it produced the printed numbers) and sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,8 @@ def numpy_loop(lr: float = 0.01, iters: int = 20, true_gradient: bool = False) -
             lines.append(f"epoch {epoch + 1}: w= {w:.3f}, loss ={loss:.8f}")
     lines.append(f"Prediction after training: f(5) = {w * 5:.3f}")
     lines.append(_closed_form_line(float(w), None))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged w overflows: said below, not warned
+        lines += _diverged_lines(float((y**2).mean()), float(((w * x - y) ** 2).mean()), lr)
     return CellOutput(lines, {"w": float(w)})
 
 
@@ -122,6 +125,8 @@ def autograd_loop(lr: float = 0.1, iters: int = 100) -> CellOutput:
             lines.append(f"epoch {epoch + 1}: w= {w:.3f}, loss ={loss:.8f}")
     lines.append(f"Prediction after training: f(5) = {w * 5:.3f}")
     lines.append(_closed_form_line(w.item(), None))
+    with torch.no_grad():
+        lines += _diverged_lines((y**2).mean().item(), ((w * x - y) ** 2).mean().item(), lr)
     return CellOutput(lines, {"w": w.item()})
 
 
@@ -137,6 +142,8 @@ def nn_loop(lr: float = 0.001, iters: int = 1000, seed: int = 42) -> CellOutput:
     model = nn.Linear(n_features, n_features)
     lines = [f"{n_samples} {n_features}", f"Prediction before training: f(5) = {model(x_test).item():.3f}"]
     loss_fn = nn.MSELoss()
+    with torch.no_grad():
+        first_loss = loss_fn(y, model(x)).item()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     for epoch in range(iters):
         loss = loss_fn(y, model(x))  # the notebook's argument order
@@ -148,7 +155,16 @@ def nn_loop(lr: float = 0.001, iters: int = 1000, seed: int = 42) -> CellOutput:
     lines.append(f"Prediction after training : f(5) = {model(x_test).item():.3f}")
     w, b = model.weight.item(), model.bias.item()
     lines.append(_closed_form_line(w, b))
+    with torch.no_grad():
+        lines += _diverged_lines(first_loss, loss_fn(y, model(x)).item(), lr)
     return CellOutput(lines, {"w": w, "b": b, "f5": model(x_test).item(), "state": model.state_dict()})
+
+
+def _diverged_lines(first_loss: float, last_loss: float, lr: float) -> list[str]:
+    """A cell whose loss grew instead of shrinking says so, as train.py does for a run: w = -1e7 is no answer."""
+    if math.isfinite(last_loss) and last_loss <= first_loss:
+        return []
+    return [f"diverged: the loss grew from {first_loss:.4g} to {last_loss:.4g}; try a smaller lr than {lr:g}"]
 
 
 def closed_form(with_bias: bool) -> tuple[float, float]:
