@@ -27,12 +27,16 @@ def is_sweep_command(command: str) -> bool:
     return command.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))
 
 
+# Run and held to NIST's certified coefficients by tests/test_longley.py, in its own worker.
+LONGLEY_COMMANDS = [c for c in README_COMMANDS if "longley.csv" in c]
 # Each distinct command once: the README shows `python scripts/tutorial.py all` twice.
 # scripts/screenshots.py runs the README's sweep and Chromium: tests/test_screenshots.py runs it on a shorter one.
 SCREENSHOTS = "python scripts/screenshots.py"
 RUN_COMMANDS = list(
     dict.fromkeys(
-        c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c) and c != SCREENSHOTS
+        c
+        for c in README_COMMANDS
+        if c.startswith("python ") and not is_sweep_command(c) and c not in (SCREENSHOTS, *LONGLEY_COMMANDS)
     )
 )
 TORCHRUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("torchrun ")]
@@ -46,7 +50,8 @@ def test_the_readme_shows_the_two_setup_commands_first():
 def test_every_readme_command_is_covered():
     others = {"make train", "make test", "tensorboard --logdir outputs", SCREENSHOTS}
     sweeps = [c for c in README_COMMANDS if is_sweep_command(c) or c.startswith("pip install")]  # test_readme_sweeps
-    assert set(README_COMMANDS) <= set(RUN_COMMANDS) | set(TORCHRUN_COMMANDS) | set(sweeps) | others
+    covered = set(RUN_COMMANDS) | set(TORCHRUN_COMMANDS) | set(sweeps) | set(LONGLEY_COMMANDS) | others
+    assert set(README_COMMANDS) <= covered
 
 
 def test_the_readme_model_example_is_the_shipped_code():
@@ -84,6 +89,10 @@ def test_readme_command(command, readme, workdir):
         assert f"run folder: {run.relative_to(workdir)}" in result.stdout
     if command == "python scripts/train.py lr=0.1 iters=500 seed=0":
         assert "Prediction after training: f(5) = 10.000" in result.stdout
+    if "data=csv" in command:  # my.csv: y = a - b + 0.5 exactly; standardized, reported in the data's units
+        assert record["standardize"] is True
+        np.testing.assert_allclose(record["weight"], [[1.0, -1.0]], atol=1e-4)
+        assert record["bias"][0] == pytest.approx(0.5, abs=1e-4)
     if "EarlyStopping" in command:
         assert record["stopped_by"] == "EarlyStopping" and record["steps"] < 1000
     if command.startswith("python scripts/train.py model=mlp"):

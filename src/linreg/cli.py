@@ -195,13 +195,16 @@ def objective(record: dict[str, Any], name: str) -> float:
 
 
 def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
-    """What the terminal shows at the end: the notebook's f(5) lines, a linear model's w and b, the loss."""
-    x = record["test_inputs"][0]
-    label = f"{x[0]:g}" if len(x) == 1 else "[" + ", ".join(f"{v:g}" for v in x) + "]"
-    lines = [
-        f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
-        f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
-    ]
+    """What the terminal shows at the end: the notebook's f(5) lines (none without a test split), a linear
+    model's w and b in the data's units, the loss as trained (standardized units if so), the metrics there are."""
+    lines = []
+    if record["test_inputs"]:
+        x = record["test_inputs"][0]
+        label = f"{x[0]:g}" if len(x) == 1 else "[" + ", ".join(f"{v:g}" for v in x) + "]"
+        lines += [
+            f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
+            f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
+        ]
     learned = [f"{short} = {_fmt(record[key])}" for key, short in (("weight", "w"), ("bias", "b")) if key in record]
     if learned:  # a linear model's learned parameters; other models have none worth printing
         lines.append(", ".join(learned))
@@ -220,14 +223,16 @@ def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
                 f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}: "
                 f"{record['stop_reason']}"
             )
-        lines.append(
-            f"final train loss {_metric(record['train_loss'], '.8f')}, val mse {_metric(record['val_mse'], '.8f')}, "
-            f"val r2 {_metric(record['val_r2'], '.4f')} after {record['steps']} steps ({record['wall_s']:.2f} s)"
-        )
-        lines.append(
-            f"test mse {_metric(record['test_mse'], '.8f')}, test mae {_metric(record['test_mae'], '.8f')}, "
-            f"test r2 {_metric(record['test_r2'], '.4f')} (the test split, scored once)"
-        )
+        units = " (standardized)" if record.get("standardize") else ""
+        metrics = [f"final train loss{units} {_metric(record['train_loss'], '.8f')}"]
+        metrics += [f"val mse {_metric(record['val_mse'], '.8f')}"] if "val_mse" in record else []
+        metrics += [f"val r2 {_metric(record['val_r2'], '.4f')}"] if "val_r2" in record else []
+        lines.append(f"{', '.join(metrics)} after {record['steps']} steps ({record['wall_s']:.2f} s)")
+        if "test_mse" in record:  # absent with test_fraction=0
+            lines.append(
+                f"test mse {_metric(record['test_mse'], '.8f')}, test mae {_metric(record['test_mae'], '.8f')}, "
+                f"test r2 {_metric(record['test_r2'], '.4f')} (the test split, scored once)"
+            )
         lines.append(_against_optimum(record))
     lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
     return lines
@@ -241,7 +246,8 @@ def _against_optimum(record: dict[str, Any]) -> str:
     )
     if record.get("parameter_distance") is None:
         return line + "; the linear optimum is this model's baseline)"
-    return line + f", distance of w, b from it {record['parameter_distance']:.3g})"
+    trained = "standardized " if record.get("standardize") else ""  # the distance is measured where it trained
+    return line + f", distance of {trained}w, b from it {record['parameter_distance']:.3g})"
 
 
 def _hint(record: dict[str, Any]) -> str:
@@ -250,7 +256,7 @@ def _hint(record: dict[str, Any]) -> str:
     if record.get("above_stability_limit") and limit:
         from linreg.least_squares import limit_line  # after training: numpy is loaded by then
 
-        return f"{limit_line(record['lr'], limit)}; try an lr below it"
+        return f"{limit_line(record['lr'], limit, record.get('standardize', False))}; try an lr below it"
     return f"try a smaller lr than {record['lr']}"
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from linreg.config import require_count
 from linreg.errors import InvalidInput
 from linreg.sources import Source, Split, Splits
+from linreg.standardization import Standardization
 
 
 class IndexBatches(Sampler):
@@ -93,15 +94,26 @@ class RegressionDataModule(L.LightningDataModule):
     `batch_size=None` is the full batch (the notebook's gradient descent); an integer gives mini-batches,
     reshuffled every epoch from `shuffle_seed` unless `shuffle=False` (then served in order, as views: no
     copy). Under DDP each rank trains on its own equal shard, so `use_distributed_sampler` stays off.
+
+    `standardize=True` serves every split standardized with the training split's statistics
+    (`linreg.standardization`); `splits` stays the source's data, in its own units. The loaders serve
+    float64 when the Trainer trains in float64 (`+trainer.precision=64-true`), float32 otherwise, and a CSV
+    file's numbers reach them without passing through float32.
     """
 
     def __init__(
-        self, source: Source, batch_size: int | None = None, shuffle: bool = True, shuffle_seed: int = 0
+        self,
+        source: Source,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        shuffle_seed: int = 0,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         require_count("data.batch_size", batch_size, minimum=1, optional=True)
-        if not isinstance(shuffle, bool):
-            raise InvalidInput(f"data.shuffle: {shuffle!r} is not allowed; expected true or false")
+        for key, value in (("data.shuffle", shuffle), ("data.standardize", standardize)):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{key}: {value!r} is not allowed; expected true or false")
         require_count("data.shuffle_seed", shuffle_seed, minimum=0, maximum=2**32 - 1)
         if not callable(getattr(source, "load", None)):
             raise InvalidInput(
@@ -109,7 +121,10 @@ class RegressionDataModule(L.LightningDataModule):
             )
         self.source = source
         self.batch_size, self.shuffle, self.shuffle_seed = batch_size, shuffle, shuffle_seed
+        self.standardize = standardize
         self._splits: Splits | None = None
+        self._standardization: Standardization | None = None
+        self._served: tuple[torch.dtype, Splits] | None = None
 
     @property
     def name(self) -> str:
@@ -128,6 +143,57 @@ class RegressionDataModule(L.LightningDataModule):
                 )
             self._splits = splits
         return self._splits
+
+    @property
+    def standardization(self) -> Standardization:
+        """The training split's statistics when `standardize`, else the identity. A resumed run sets the ones
+        its checkpoint holds, so that its data is served exactly as before."""
+        if self._standardization is None:
+            train = self.splits.train
+            self._standardization = Standardization.of(train.x, train.y) if self.standardize else Standardization()
+        return self._standardization
+
+    @standardization.setter
+    def standardization(self, standardization: Standardization) -> None:
+        self._standardization, self._served = standardization, None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """What the loaders serve: the Trainer's float64 when it trains in float64, else float32."""
+        precision = str(self.trainer.precision) if self.trainer is not None else ""
+        return torch.float64 if precision.startswith("64") else torch.float32
+
+    @property
+    def served(self) -> Splits:
+        """The splits as the loaders serve them: standardized (if asked) and in `dtype`. Without
+        standardization a split already in `dtype` is served as it is (no copy)."""
+        if self._served is None or self._served[0] != self.dtype:
+            splits = self.splits
+            # The first loader may be asked for under the step-0 validation's inference mode, whose tensors
+            # training could not use: these are made as ordinary tensors.
+            with torch.inference_mode(False):
+                served = Splits(*(self._serve(part) for part in (splits.train, splits.val, splits.test)))
+            self._served = (self.dtype, served)
+        return self._served[1]
+
+    def _serve(self, split: Split) -> Split:
+        standardization, dtype = self.standardization, self.dtype
+        if standardization.is_identity:
+            return Split(split.x.to(dtype), split.y.to(dtype))
+        # Computed in the wider of the source's dtype and the served one, then cast.
+        x = standardization.inputs(split.x.to(torch.promote_types(split.x.dtype, dtype))).to(dtype)
+        y = standardization.targets(split.y.to(torch.promote_types(split.y.dtype, dtype))).to(dtype)
+        return Split(x, y)
+
+    def trained_units(self, split: Split) -> Split:
+        """`split` as gradient descent sees it (standardized if asked), in float64: for the exact answers of
+        `linreg.least_squares`, which must refer to what is trained."""
+        standardization = self.standardization
+        return Split(standardization.inputs(split.x.double()), standardization.targets(split.y.double()))
+
+    def has_rows(self, stage: str) -> bool:
+        """Whether the "val" or "test" split holds any rows (`val_fraction=0` gives all rows to training)."""
+        return len(getattr(self.splits, stage)) > 0
 
     @property
     def n_features(self) -> int:
@@ -172,13 +238,13 @@ class RegressionDataModule(L.LightningDataModule):
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train, shuffle=self.shuffle, sharded=True)
+        return self._loader(self.served.train, shuffle=self.shuffle, sharded=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.val, shuffle=False)
+        return self._loader(self.served.val, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.test, shuffle=False)
+        return self._loader(self.served.test, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.test, shuffle=False)
+        return self._loader(self.served.test, shuffle=False)

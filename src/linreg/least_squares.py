@@ -8,7 +8,8 @@ ones; the same H for every output). Heavy-ball momentum β moves it to 2(1 + β)
 adds to every eigenvalue of H. This is exact for plain full-batch SGD on the linear model; for mini-batches,
 Adam or a non-linear model it is only a landmark (README, "The best possible fit and the stability limit").
 
-Pure functions of the tensors actually trained on (standardized or not), returning plain numbers.
+Pure functions of the tensors actually trained on (standardized when `data.standardize`: `linreg.train`
+passes `RegressionDataModule.trained_units`), returning plain numbers.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def parameter_distance(weight: list[list[float]], bias: list[float], best: Optim
     return float(np.linalg.norm(learned - target))
 
 
-def limit_line(lr: float, limit: float) -> str:
-    """`lr 1.0 is above this data's stability limit 0.1198`: the warning's words and a diverged run's hint."""
-    return f"lr {lr} is above this data's stability limit {limit:.4g} (full-batch gradient descent)"
+def limit_line(lr: float, limit: float, standardized: bool = False) -> str:
+    """`lr 1.0 is above this data's stability limit 0.1198`: the warning's words and a diverged run's hint;
+    the limit of the standardized data when that is what trains (`data.standardize`)."""
+    data = "the standardized data's" if standardized else "this data's"
+    return f"lr {lr} is above {data} stability limit {limit:.4g} (full-batch gradient descent)"

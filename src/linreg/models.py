@@ -20,6 +20,7 @@ from torchmetrics.regression import R2Score
 
 from linreg.config import require_choice, require_sizes
 from linreg.errors import InvalidInput
+from linreg.standardization import Standardization
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -29,6 +30,11 @@ class Regression(L.LightningModule):
 
     `optimizer` is a partial taking the parameters (`_partial_: true` in `conf/optimizer/`); a model loaded
     for prediction has none.
+
+    The batches it trains and is scored on come standardized (`data.standardize`; the identity otherwise):
+    `self.network` learns in those units, and `self.standardization` (buffers, saved in the checkpoint)
+    holds the statistics, so `forward` takes raw inputs and the metrics are in the target's own units
+    (`linreg.standardization` says why).
     """
 
     network: nn.Module
@@ -39,6 +45,7 @@ class Regression(L.LightningModule):
         # hyperparameters with the final metrics (HPARAMS tab). The optimizer is a function, not a number.
         self.save_hyperparameters(ignore=["optimizer"], logger=False)
         self.optimizer = optimizer
+        self.standardization = Standardization()
         self.loss = nn.MSELoss()
         errors = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.val_errors = errors.clone(prefix="val/")
@@ -50,15 +57,16 @@ class Regression(L.LightningModule):
         self.val_curve: list[tuple[int, float]] = []  # (step, val MSE) of each validation, for the sweep plot
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.network(x)
+        """Inference in the data's units: raw inputs in, predictions in the target's units out."""
+        return self.standardization.outputs(self.network(self.standardization.inputs(x)))
 
     def learned_parameters(self) -> dict[str, Any]:
         """Numbers worth printing and tabulating after training (a linear model's w and b); none by default."""
         return {}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        return self.loss(self(x), y)
+        x, y = batch  # standardized: the loss and its gradient are those of the data as trained
+        return self.loss(self.network(x), y)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._score(batch, self.val_errors, self.val_r2)
@@ -79,8 +87,8 @@ class Regression(L.LightningModule):
         self.scores["test"] = self._report("test", self.test_errors, self.test_r2)
 
     def predict_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x = batch[0] if isinstance(batch, tuple | list) else batch
-        return self(x)
+        x = batch[0] if isinstance(batch, tuple | list) else batch  # the DataModule's: standardized
+        return self.standardization.outputs(self.network(x))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -92,8 +100,8 @@ class Regression(L.LightningModule):
         checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def _score(self, batch: tuple[Tensor, Tensor], errors: MetricCollection, r2: R2Score) -> None:
-        x, y = batch
-        y_pred = self(x)
+        x, y = batch  # standardized; scored back in the target's units
+        y_pred, y = self.standardization.outputs(self.network(x)), self.standardization.outputs(y)
         errors.update(y_pred, y)
         r2.update(y_pred, y)
 
@@ -135,7 +143,17 @@ class LinearRegression(Regression):
         self.network = nn.Linear(in_features, out_features)
 
     def learned_parameters(self) -> dict[str, Any]:
-        return {"weight": self.network.weight.detach().tolist(), "bias": self.network.bias.detach().tolist()}
+        """W and b in the data's units; beside them, when the data was standardized, the ones trained."""
+        weight, bias = self.network.weight.detach(), self.network.bias.detach()
+        if self.standardization.is_identity:
+            return {"weight": weight.tolist(), "bias": bias.tolist()}
+        original_weight, original_bias = self.standardization.linear_in_original_units(weight, bias)
+        return {
+            "weight": original_weight.tolist(),
+            "bias": original_bias.tolist(),
+            "standardized_weight": weight.tolist(),
+            "standardized_bias": bias.tolist(),
+        }
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}

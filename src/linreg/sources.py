@@ -2,8 +2,10 @@
 
 A source is the `source` component of the `data` config group (`conf/data/`): each class checks its own keys
 when it is built, and what needs the data itself when `load()` reads it. `load()` returns train/val/test
-`Splits` held in memory. Every tensor is float32 and 2-D, Y too: (N, 1), not (N,), because torchmetrics
-refuses predictions (N, 1) against targets (N,). This module needs torch and numpy only, not Lightning.
+`Splits` held in memory. Every tensor is 2-D, Y too: (N, 1), not (N,), because torchmetrics refuses
+predictions (N, 1) against targets (N,); float32, except a CSV file's, which keep the float64 they were
+parsed in (the DataModule serves float32 unless the run trains in float64). This module needs torch and
+numpy only, not Lightning.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ class Source(Protocol):
 
 
 def require_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Validation and test fractions that leave rows for training."""
+    """Validation and test fractions that leave rows for training; 0 gives that split no rows at all."""
     for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         require_number(f"data.source.{key}", value)
-        if not 0 < value < 1:
-            raise InvalidInput(f"data.source.{key}: {value} is not allowed; expected a number between 0 and 1")
+        if not 0 <= value < 1:
+            raise InvalidInput(
+                f"data.source.{key}: {value} is not allowed; expected a number from 0 (no such split) to below 1"
+            )
     if val_fraction + test_fraction >= 1:
         raise InvalidInput(
             f"data.source.val_fraction + data.source.test_fraction = {val_fraction + test_fraction:g}; "
@@ -182,8 +186,8 @@ class CsvData:
                 f"data.source.features: {features!r} holds the target '{target}'; expected input columns other than "
                 "data.source.target"
             )
-        x = torch.from_numpy(table[:, [header.index(c) for c in features]]).float()
-        y = torch.from_numpy(table[:, [header.index(target)]]).float()
+        x = torch.from_numpy(table[:, [header.index(c) for c in features]])
+        y = torch.from_numpy(table[:, [header.index(target)]])
         return split_randomly(
             x, y, self.val_fraction, self.test_fraction, self.split_seed, what=f"data.source.path: {self.path}"
         )
@@ -288,16 +292,19 @@ def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
 
 
 def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str) -> Splits:
-    """A seeded random train/val/test split; each part gets at least one row (validation two, for R2).
+    """A seeded random train/val/test split; each part asked for gets at least one row (validation two, for
+    R2), and a fraction of 0 gets none: all rows may go to training.
 
     The fractions are checked by `require_fractions`; here only the number of rows can be wrong.
     """
     n = len(x)
-    n_val, n_test = max(2, round(n * val_fraction)), max(1, round(n * test_fraction))
+    n_val = max(2, round(n * val_fraction)) if val_fraction else 0
+    n_test = max(1, round(n * test_fraction)) if test_fraction else 0
     if n - n_val - n_test < 1:
+        parts = ["train", *(["validation (2 rows at least)"] if n_val else []), *(["test"] if n_test else [])]
+        named = " and ".join([", ".join(parts[:-1]), parts[-1]])
         raise InvalidInput(
-            f"{what}: {n} rows are too few to split into train, validation (2 rows at least) and test; "
-            f"expected at least {n_val + n_test + 1}"
+            f"{what}: {n} rows are too few to split into {named}; expected at least {n_val + n_test + 1}"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]

@@ -39,6 +39,7 @@ from linreg.loss_monitor import LossMonitor
 from linreg.models import LinearRegression, Regression
 from linreg.results import CHECKPOINT, save_config, split_overrides, write_failure, write_results
 from linreg.sources import Split
+from linreg.standardization import Standardization, condition_number
 from linreg.targets import build
 
 MAX_PREDICTIONS = 10  # test inputs whose predictions results.json lists
@@ -59,19 +60,25 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         torch.set_num_threads(cfg.threads)
     datamodule: RegressionDataModule = build("data", cfg.data)
     model = _build_model(cfg, datamodule)
+    datamodule.standardization = model.standardization  # a resumed run: its checkpoint's statistics
     callbacks = [build(f"callbacks.{name}", node) for name, node in cfg.callbacks.items()]
     monitor, interrupt = _one_of(callbacks, LossMonitor), _one_of(callbacks, GracefulInterrupt)
     loggers = [build(f"logger.{name}", node, save_dir=str(run_dir)) for name, node in cfg.logger.items()]
+    # val_fraction=0 / test_fraction=0: Lightning is never asked to validate or test an empty split
+    has_val, has_test = datamodule.has_rows("val"), datamodule.has_rows("test")
+    no_validation = {} if has_val else {"limit_val_batches": 0}
     trainer: L.Trainer = build(
         "trainer", cfg.trainer, max_steps=cfg.iters, max_epochs=-1, default_root_dir=str(run_dir),
-        logger=loggers or False, callbacks=callbacks,
+        logger=loggers or False, callbacks=callbacks, **no_validation,
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
-    best = least_squares.optimum(datamodule.splits.train.x, datamodule.splits.train.y)
-    record.update(**_landmarks(cfg, datamodule.splits.train, best))
+    trained = datamodule.trained_units(datamodule.splits.train)  # what gradient descent sees: standardized if so
+    best = least_squares.optimum(trained.x, trained.y)
+    record.update(**_landmarks(cfg, trained, best, datamodule.splits.train, datamodule.standardization))
     if is_global_zero() and record["above_stability_limit"] and isinstance(model, LinearRegression):
-        print(f"warning: {limit_line(record['lr'], record['stability_limit'])}; expect it to diverge", file=sys.stderr)
+        limit = limit_line(record["lr"], record["stability_limit"], datamodule.standardize)
+        print(f"warning: {limit}; expect it to diverge", file=sys.stderr)
 
     with interrupt, _failures_recorded(run_dir, record):
         if is_global_zero():
@@ -81,24 +88,27 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         started = time.perf_counter()
         resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
         with interrupt.lightnings_sigterm_noted():
-            if resume_from is None:  # step 0 of the validation curve: where every run starts from
+            if resume_from is None and has_val:  # step 0 of the validation curve: where every run starts from
                 trainer.validate(model, datamodule=datamodule, verbose=False)
             fit_started = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_s = time.perf_counter() - fit_started
         with interrupt.lightnings_sigterm_noted():  # a diverged run too: its scores are then NaN or infinite
-            trainer.validate(model, datamodule=datamodule, verbose=False)
-            trainer.test(model, datamodule=datamodule, verbose=False)  # the test split, once, at the end
+            if has_val:
+                trainer.validate(model, datamodule=datamodule, verbose=False)
+            if has_test:
+                trainer.test(model, datamodule=datamodule, verbose=False)  # the test split, once, at the end
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
 
         record.update(
             **_ending(trainer, cfg.iters, monitor, interrupt),
             steps=trainer.global_step,
-            train_loss=monitor.last_loss,
-            **_scores(model.scores),
+            train_loss=monitor.last_loss,  # the objective as trained: in standardized units if standardized
+            # in the target's units; absent for a split with no rows (val_fraction=0, test_fraction=0)
+            **_scores(model.scores, [stage for stage, rows in (("val", has_val), ("test", has_test)) if rows]),
             val_curve=model.val_curve,
-            **model.learned_parameters(),
-            **_distance_from(best, model, datamodule.splits.train),
+            **model.learned_parameters(),  # in the data's units
+            **_distance_from(best, record["optimum_mse"], model, datamodule.splits.train),
             predictions=_predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
             checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
@@ -122,6 +132,7 @@ def _build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regressio
     model = build(
         "model", cfg.model, in_features=datamodule.n_features, out_features=datamodule.n_targets, optimizer=optimizer
     )
+    model.standardization = datamodule.standardization  # the training split's statistics, saved with the model
     try:
         model.configure_optimizers()
     except (ValueError, TypeError) as error:
@@ -200,6 +211,9 @@ def _started_record(
         "model": type(model).__name__,
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
         "batch_size": datamodule.effective_batch_size(processes),  # samples per optimizer step, all processes
+        "standardize": datamodule.standardize,
+        # of the design trained on ([x, 1], standardized if so): large means slow, or an lr that diverges
+        "condition_number": condition_number(datamodule.splits.train.x, datamodule.standardization),
         "processes": processes,
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
@@ -209,33 +223,48 @@ def _started_record(
     }
 
 
-def _landmarks(cfg: DictConfig, train: Split, best: least_squares.Optimum) -> dict[str, Any]:
-    """The best possible linear fit of the training data and the full-batch stability limit at the
-    optimizer's momentum and weight decay (the limit is SGD's: for Adam it is only a landmark)."""
+def _landmarks(
+    cfg: DictConfig, trained: Split, best: least_squares.Optimum, train: Split, standardization: Standardization
+) -> dict[str, Any]:
+    """The best possible linear fit and the full-batch stability limit at the optimizer's momentum and weight
+    decay (the limit is SGD's: for Adam it is only a landmark), both of the data as trained: standardized
+    when it is, since that is what the lr meets. The optimum's weight, bias and MSE are reported in the data's
+    units, like the run's own (the standardized weight and bias beside them when standardized)."""
     options = cfg.optimizer
     limit = least_squares.stability_limit(
-        train.x, momentum=float(options.get("momentum", 0.0)), weight_decay=float(options.get("weight_decay", 0.0))
+        trained.x, momentum=float(options.get("momentum", 0.0)), weight_decay=float(options.get("weight_decay", 0.0))
     )
-    return {
-        "optimum_weight": best.weight,
-        "optimum_bias": best.bias,
-        "optimum_mse": best.mse,
-        "stability_limit": limit,
+    weight, bias = standardization.linear_in_original_units(
+        torch.tensor(best.weight, dtype=torch.float64), torch.tensor(best.bias, dtype=torch.float64)
+    )
+    residual = train.x.double() @ weight.T + bias - train.y.double()
+    landmarks = {
+        "optimum_weight": weight.tolist(),
+        "optimum_bias": bias.tolist(),
+        "optimum_mse": float(torch.mean(residual**2)),
+        "stability_limit": limit,  # of the standardized data when standardized
         "above_stability_limit": options.get("lr", cfg.lr) > limit,
     }
+    if not standardization.is_identity:
+        landmarks.update(standardized_optimum_weight=best.weight, standardized_optimum_bias=best.bias)
+    return landmarks
 
 
-def _distance_from(best: least_squares.Optimum, model: Regression, train: Split) -> dict[str, float | None]:
+def _distance_from(
+    best: least_squares.Optimum, optimum_mse: float, model: Regression, train: Split
+) -> dict[str, float | None]:
     """How far the run ended from the best possible fit: its MSE on the whole training set (not the last
-    batch's loss), the excess over the optimum's, and for a linear model the distance of its (W, b)."""
+    batch's loss) and the excess over the optimum's, in the data's units, and for a linear model the distance
+    of its (W, b) from the optimum's in the units it trained in (where gradient descent moves them)."""
     with torch.no_grad():
         predictions = model(train.x.to(model.dtype)).double()
     train_mse = float(torch.mean((predictions - train.y.double()) ** 2))
     learned = model.learned_parameters()
     distance = None
     if isinstance(model, LinearRegression):
-        distance = least_squares.parameter_distance(learned["weight"], learned["bias"], best)
-    return {"train_mse": train_mse, "excess_mse": train_mse - best.mse, "parameter_distance": distance}
+        weight = learned.get("standardized_weight", learned["weight"])
+        distance = least_squares.parameter_distance(weight, learned.get("standardized_bias", learned["bias"]), best)
+    return {"train_mse": train_mse, "excess_mse": train_mse - optimum_mse, "parameter_distance": distance}
 
 
 def _ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
@@ -334,12 +363,12 @@ def _flat_hparams(record: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     return hparams
 
 
-def _scores(scores: dict[str, dict[str, float]]) -> dict[str, float | None]:
-    """The final validation and test scores as results.json keys (`val_mse`, `test_r2`, ...): None where a
-    score does not exist (R2 of fewer than two samples, any score of a diverged run)."""
+def _scores(scores: dict[str, dict[str, float]], stages: Sequence[str]) -> dict[str, float | None]:
+    """The final scores of `stages` (those with rows) as results.json keys (`val_mse`, `test_r2`, ...): None
+    where a score does not exist (R2 of fewer than two samples, any score of a diverged run)."""
     return {
         f"{stage}_{metric}": scores.get(stage, {}).get(f"{stage}/{metric}")
-        for stage in ("val", "test")
+        for stage in stages
         for metric in ("mse", "mae", "r2")
     }
 
@@ -374,4 +403,4 @@ def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
         return math.nan if value is None else float(value)
 
     names = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
-    return {f"final/{name}": number(record[name]) for name in names}
+    return {f"final/{name}": number(record[name]) for name in names if name in record}  # absent: no such split

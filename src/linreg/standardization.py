@@ -1,0 +1,126 @@
+"""Standardization (`data.standardize`): inputs and target centred and scaled by the training split's statistics.
+
+Gradient descent on columns of different units crawls or diverges: the condition number of such a design is
+in the billions (Longley's is about 4.9e9; standardized, about 110), and no single lr suits a column in the
+thousands and one in fractions. So the DataModule fits these statistics on the training split only (never
+on the validation or test rows, which would leak them into training) and serves every split standardized.
+
+Where each number lives, and why:
+- Training runs in standardized units: the loss, its gradient, the lr and the stability limit all refer to
+  the standardized data. Training on de-standardized outputs instead would scale the gradient by the
+  target's variance and bring the problem back.
+- What a person reads is in the data's units: predictions, the validation and test metrics (MSE, MAE, R2;
+  also in the HPARAMS tab), a linear model's weight and bias (results.json, the printed summary, the sweep
+  table; the trained ones beside them in results.json as `standardized_weight`, `standardized_bias`).
+  The training loss is the one exception: it is the optimizer's objective, in the units it trained in,
+  as the loss curve and the divergence check see it.
+- The statistics are buffers of the model (`Regression.standardization`), saved in its state_dict: the
+  checkpoint carries them, so `predict.py` takes raw inputs and a resumed run serves its data with the
+  same ones.
+A column with zero variance on the training split is centred but not scaled (scale 1): it is constant,
+carries no information a linear fit can use, and dividing by its zero spread would make it NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+# Rows per block of the condition number's passes: bounds their memory (65536 x 33 float64: 17 MB).
+_BLOCK = 65536
+
+
+class Standardization(nn.Module):
+    """x -> (x - x_mean) / x_scale and y -> (y - y_mean) / y_scale, and back for the outputs.
+
+    Built without statistics it is the identity (means 0, scales 1, shape (1,) broadcasting over any width).
+    The buffers are created float64 and cast to the data's dtype where applied, so that float32 training
+    keeps exact statistics for the conversion back to the data's units.
+    """
+
+    x_mean: Tensor
+    x_scale: Tensor
+    y_mean: Tensor
+    y_scale: Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, value in (("x_mean", 0.0), ("x_scale", 1.0), ("y_mean", 0.0), ("y_scale", 1.0)):
+            self.register_buffer(name, torch.tensor([value], dtype=torch.float64))
+
+    @classmethod
+    def of(cls, x: Tensor, y: Tensor) -> Standardization:
+        """The statistics of (x, y), the training split: mean and standard deviation (ddof 0) per column."""
+        standardization = cls()
+        for prefix, data in (("x", x), ("y", y)):
+            data = data.double()
+            scale = data.std(dim=0, correction=0)
+            setattr(standardization, f"{prefix}_mean", data.mean(dim=0))
+            setattr(standardization, f"{prefix}_scale", torch.where(scale > 0, scale, torch.ones_like(scale)))
+        return standardization
+
+    @property
+    def is_identity(self) -> bool:
+        means, scales = (self.x_mean, self.y_mean), (self.x_scale, self.y_scale)
+        return all(bool((mean == 0).all()) for mean in means) and all(bool((scale == 1).all()) for scale in scales)
+
+    # `.to(x)`: in the data's dtype and on its device (the DataModule's tensors stay on the CPU when the model,
+    # and with it these buffers, moves to a GPU)
+    def inputs(self, x: Tensor) -> Tensor:
+        return (x - self.x_mean.to(x)) / self.x_scale.to(x)
+
+    def targets(self, y: Tensor) -> Tensor:
+        return (y - self.y_mean.to(y)) / self.y_scale.to(y)
+
+    def outputs(self, y: Tensor) -> Tensor:
+        """Standardized predictions (or targets) back in the target's units."""
+        return y * self.y_scale.to(y) + self.y_mean.to(y)
+
+    def linear_in_original_units(self, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+        """The weight (out, in) and bias (out,) of y = x @ W.T + b in the data's units, from the standardized
+        ones, in float64: W = W_s * y_scale / x_scale and b = y_scale * b_s + y_mean - W @ x_mean."""
+        weight, bias = weight.detach().double(), bias.detach().double()
+        original = weight * self.y_scale.unsqueeze(1) / self.x_scale.unsqueeze(0)
+        return original, self.y_scale * bias + self.y_mean - original @ self.x_mean.expand(weight.shape[1])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # The statistics' width is the data's, which a model built from its hyperparameters does not know yet
+        # (it starts as the identity): take the saved tensors' shapes instead of refusing them.
+        for name in ("x_mean", "x_scale", "y_mean", "y_scale"):
+            saved = state_dict.get(prefix + name)
+            if isinstance(saved, Tensor):
+                setattr(self, name, torch.empty_like(saved, dtype=torch.float64))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def condition_number(x: Tensor, standardization: Standardization) -> float:
+    """The condition number of the design trained on, [standardized x, 1] (a column of ones for the bias),
+    computed in float64: the ratio of its largest to its smallest singular value, how unevenly gradient
+    descent sees the directions of the problem (the MSE's Hessian has its square).
+
+    The eigenvalues of the Gram matrix (one pass of matrix products, block by block) give it to about
+    1e-4 relative while it is below 1e6; above that they lose the small singular values to rounding, so a
+    blockwise QR gives the exact ones (the accuracy of an SVD of the whole design, 1e9 and more included),
+    in memory bounded by one block. Huge (about 1e16) or infinite when a column is constant besides the
+    bias's, or columns are linearly dependent.
+    """
+    columns = x.shape[1] + 1
+    gram = torch.zeros(columns, columns, dtype=torch.float64)
+    for block in x.split(_BLOCK):
+        block = standardization.inputs(block.double())
+        gram[:-1, :-1] += block.T @ block  # the column of ones adds its sums and the row count
+        gram[:-1, -1] += block.sum(dim=0)
+    gram[-1, :-1], gram[-1, -1] = gram[:-1, -1], len(x)
+    eigenvalues = torch.linalg.eigvalsh(gram)
+    if eigenvalues[0] > eigenvalues[-1] * 1e-12:
+        return float((eigenvalues[-1] / eigenvalues[0]).sqrt())
+    r = torch.zeros(0, columns, dtype=torch.float64)
+    for block in x.split(_BLOCK):
+        design = torch.cat([standardization.inputs(block.double()), torch.ones(len(block), 1, dtype=torch.float64)], 1)
+        r = torch.linalg.qr(torch.cat([r, design]), mode="r")[1]
+    singular = torch.linalg.svdvals(r)
+    if len(singular) < columns or singular[-1] == 0:  # fewer rows than columns: no unique fit
+        return float("inf")
+    return float(singular[0] / singular[-1])
