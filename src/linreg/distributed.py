@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -132,9 +133,9 @@ def launch_time() -> datetime.datetime:
     return datetime.datetime.fromisoformat(store.get(key).decode())
 
 
-def run_name(overrides: str = "") -> str:
-    """`${run_name:${hydra.job.override_dirname}}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the
-    same in every process of one run, readable in TensorBoard's run list (`..._iters-500_lr-0.1`).
+def run_name(_root_: DictConfig) -> str:
+    """`${run_name:}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the same in every process of one run,
+    readable in TensorBoard's run list (`..._iters-500_lr-0.1`).
 
     Under srun the tasks of one step share its job and step ids: `<date>/slurm-<job>.<step>` (the job's
     start day from squeue), the names SLURM users look for. Otherwise the launch time, rank 0's under torchrun.
@@ -145,9 +146,21 @@ def run_name(overrides: str = "") -> str:
         name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
     else:
         name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
-    # `-` and `_` for Hydra's `=` and `,`: the folder can then be typed unquoted in resume=<run folder>
-    readable = overrides.replace("=", "-").replace(",", "_").replace(os.sep, "_")[:MAX_NAME_OVERRIDES]
+    readable = _readable(_root_)
     return f"{name}_{readable}" if readable else name
+
+
+def _readable(root: DictConfig) -> str:
+    """The command line's overrides as a file name, read as typed: `lr=${nosuch}` is text here, not resolved.
+
+    `-` and `_` for `=` and `,`, and nothing that Hydra's override grammar or a shell would read (brackets,
+    braces, quotes, spaces, `/`), so the folder can be typed unquoted in `resume=<run folder>`.
+    """
+    overrides = OmegaConf.to_container(root.hydra.overrides.task, resolve=False)
+    excluded = set(OmegaConf.to_container(root.hydra.job.config.override_dirname.exclude_keys, resolve=False))
+    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
+    text = "_".join(kept).replace("=", "-").replace(",", "_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:MAX_NAME_OVERRIDES]
 
 
 def _slurm_job_start() -> datetime.datetime:
