@@ -4,7 +4,8 @@ notebook's last cell run as a plain script with the same steps, wall time from s
 - in the environment `make train` creates (no Optuna extra, hence no scipy; `make bench` builds it as
   .venv-lean and passes it as `--lean-python`): at most 1.25x;
 - the same, against the plain script given the project's start-up treatment (`--frozen-imports`): shown;
-- in the full development environment (all extras: this interpreter): at most 1.5x.
+- in the full development environment (all extras: this interpreter): at most 1.5x;
+- what issue 11's fit pictures add to it (the default run against `~callbacks.fit_pictures`): at most 5%.
 
 Whether scipy is importable in each environment is printed with its row, so that a figure says what it
 measured: torchmetrics imports scipy whenever it is there.
@@ -47,13 +48,15 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         cwd, runs = Path(tmp), itertools.count()
 
-        def project(python: str) -> float:
-            return wall_time([python, str(REPO / "scripts" / "train.py"), f"hydra.run.dir={tmp}/run{next(runs)}"], cwd)
+        def project(python: str, *overrides: str) -> float:
+            command = [python, str(REPO / "scripts" / "train.py"), f"hydra.run.dir={tmp}/run{next(runs)}", *overrides]
+            return wall_time(command, cwd)
 
         medians = take_turns(
             {
                 "lean project": lambda: project(lean),
                 "lean plain": lambda: wall_time([lean, plain], cwd),
+                "lean project, no fit pictures": lambda: project(lean, "~callbacks.fit_pictures"),
                 "lean plain, frozen imports": lambda: wall_time([lean, plain, "--frozen-imports"], cwd),
                 "full project": lambda: project(sys.executable),
                 "full plain": lambda: wall_time([sys.executable, plain], cwd),
@@ -75,6 +78,9 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             note="the plain script with the project's start-up treatment (gc off while importing, then frozen)"),
         Row("whole run, full dev env (all extras)", medians["full project"], medians["full plain"], "s", "<= 1.5",
             note=f"full environment: {full_env}"),
+        Row("fit pictures: default run vs without them", medians["lean project"],
+            medians["lean project, no fit pictures"], "s", "<= 1.05",
+            note="make train's environment; the baseline is the default run with ~callbacks.fit_pictures"),
         Row("start-up: import linreg.train vs torch", medians["lean import linreg.train"],
             medians["lean import torch"], "s", "-",
             note="make train's environment; Lightning imports torchmetrics (and matplotlib) and torch._dynamo"),

@@ -3,10 +3,14 @@
 One input and one output: the data (train, validation, test) with the model's prediction over the input's
 range and the least-squares line. More: predicted against true for every split, with the diagonal a perfect
 fit lies on. Drawn at step 0, at 100, 1000, ... steps and at the end of training, under the tag
-`prediction/fit` (after the `loss` section, which TensorBoard shows first). matplotlib's Figure API with the
-Agg canvas, imported only when a picture is drawn; each picture is rendered once, and the same pixels go to
-TensorBoard and to `fit.png`. A default run draws three, about 0.35 s of CPU on a 2-core machine;
-`~callbacks.fit_pictures` turns them off.
+`prediction/fit` (after the `loss` section, which TensorBoard shows first).
+
+What does not change during training (the data, the axes, the labels, the legend) is rendered once; each
+picture draws only the model's prediction and the title over a copy of it (matplotlib's blitting): a whole
+render, text above all, costs about as much as a hundred training steps. A default run's three pictures
+cost about 0.2 s on a 2-core machine, mostly the first render and the PNG encoding (`make bench` measures
+it). matplotlib's Figure API with the Agg canvas, imported only when a picture is drawn; the same pixels go
+to TensorBoard and to `fit.png`. `~callbacks.fit_pictures` turns them off.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from linreg.least_squares import Optimum, optimum
 from linreg.results import write_atomically
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     from linreg.sources import Split, Splits
 
@@ -39,8 +43,7 @@ class FitPictures(L.Callback):
     last one is also saved as `fit.png` in the run folder (`trainer.default_root_dir`)."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._splits = trainer.datamodule.splits
-        self._optimum = optimum(self._splits.train.x, self._splits.train.y)
+        self._picture: FitPicture | None = None
         if trainer.global_step == 0:
             self._log(trainer, pl_module)
 
@@ -59,37 +62,70 @@ class FitPictures(L.Callback):
             write_atomically(Path(trainer.default_root_dir) / FILE, png.getvalue())
 
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> np.ndarray | None:
-        """Draws the picture once and logs its pixels; returns them (in the writing process only)."""
+        """Renders the picture and logs its pixels; returns them (in the writing process only)."""
         if not trainer.is_global_zero:
             return None
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        canvas = FigureCanvasAgg(draw(pl_module, self._splits, self._optimum, trainer.global_step))
-        canvas.draw()
-        pixels = np.asarray(canvas.buffer_rgba())
+        if self._picture is None:
+            splits = trainer.datamodule.splits
+            self._picture = FitPicture(splits, optimum(splits.train.x, splits.train.y))
+        pixels = self._picture.render(pl_module, trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(TAG, pixels, trainer.global_step, dataformats="HWC")
         return pixels
 
 
-def draw(model: torch.nn.Module, splits: Splits, best: Optimum, step: int) -> Figure:
-    """The picture of `model`'s fit of `splits` at `step`, beside the least-squares optimum `best`."""
-    from matplotlib.figure import Figure
+class FitPicture:
+    """The picture of a model's fit of `splits` beside the least-squares optimum `best`, at any step.
 
-    figure = Figure(figsize=(6, 4), dpi=100)
-    figure.subplots_adjust(left=0.11, right=0.97, top=0.91, bottom=0.12)  # fixed: a layout engine doubles the cost
-    axes = figure.add_subplot()
-    named = _named_splits(splits)
-    train_mse = _mse(model, splits.train)
-    axes.set_title(f"step {step}: train mse {train_mse:.3g} (least-squares optimum {best.mse:.3g})", fontsize=10)
-    if splits.train.x.shape[1] == 1 and splits.train.y.shape[1] == 1:
-        _draw_line(axes, model, named, best)
-    else:
-        _draw_predicted_against_true(axes, model, named)
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8, loc="upper left")  # fixed: "best" searches every point
-    return figure
+    `animated` artists are left out of the canvas's full render; `render` draws them over the saved
+    background. `blit=False` renders every picture whole: the reference the blitted pixels must equal.
+    """
+
+    def __init__(self, splits: Splits, best: Optimum, blit: bool = True) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self._splits, self._best, self._blit = splits, best, blit
+        figure = Figure(figsize=(7.5, 4), dpi=100)
+        figure.subplots_adjust(left=0.09, right=0.79, top=0.91, bottom=0.12)  # fixed: a layout engine doubles the cost
+        self._canvas = FigureCanvasAgg(figure)
+        self._axes = figure.add_subplot()
+        self._named = _named_splits(splits)
+        if splits.train.x.shape[1] == 1 and splits.train.y.shape[1] == 1:
+            self._grid = _grid(self._named)
+            self._model_lines = _draw_line(self._axes, self._named, best, self._grid)
+        else:
+            self._grid = None
+            self._model_lines = _draw_predicted_against_true(self._axes, self._named)
+        self._axes.grid(True, alpha=0.3)
+        self._axes.locator_params(nbins=5)  # every tick is a few artists and a text to render
+        # beside the axes: the model's artists, drawn last, never cover it
+        self._axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        self._title = self._axes.set_title("step 0", fontsize=10, y=1.01)  # a fixed place: no search for one
+        for artist in [*self._model_lines, self._title]:
+            artist.set(animated=blit, zorder=3)  # on top in a whole render too, where blitting draws them
+        if blit:
+            self._canvas.draw()
+            self._background = self._canvas.copy_from_bbox(figure.bbox)
+
+    def render(self, model: torch.nn.Module, step: int) -> np.ndarray:
+        """The picture's RGB pixels (height x width x 3) for `model` at `step`."""
+        train_mse = _mse(model, self._splits.train)
+        self._title.set_text(f"step {step}: train mse {train_mse:.3g} (least-squares optimum {self._best.mse:.3g})")
+        if self._grid is not None:
+            (line,) = self._model_lines
+            line.set_ydata(_predict(model, self._grid)[:, 0])
+        else:
+            for line, (_, split) in zip(self._model_lines, self._named, strict=True):
+                line.set_ydata(_predict(model, split.x[:MAX_POINTS]).ravel())
+        if self._blit:
+            self._canvas.restore_region(self._background)
+            for artist in [*self._model_lines, self._title]:
+                self._axes.draw_artist(artist)
+        else:
+            self._canvas.draw()
+        return np.asarray(self._canvas.buffer_rgba())[..., :3]  # opaque: the alpha channel is a fifth of the PNG
 
 
 def _named_splits(splits: Splits) -> list[tuple[str, Split]]:
@@ -100,29 +136,38 @@ def _named_splits(splits: Splits) -> list[tuple[str, Split]]:
     return [*named, ("test", splits.test)]
 
 
-def _draw_line(axes, model: torch.nn.Module, named: list[tuple[str, Split]], best: Optimum) -> None:
+def _grid(named: list[tuple[str, Split]]) -> torch.Tensor:
+    """200 inputs across the range of every split's single input: where the model's line is drawn."""
+    xs = torch.cat([split.x[:, 0] for _, split in named])
+    return torch.linspace(float(xs.min()), float(xs.max()), 200).unsqueeze(1)
+
+
+def _draw_line(axes, named: list[tuple[str, Split]], best: Optimum, grid: torch.Tensor) -> list[Line2D]:
+    """The data and the least-squares line; returns the model's line, to be given its values per picture."""
     for name, split in named:
         marker = "*" if name == "test" else "o"
         axes.plot(split.x[:MAX_POINTS, 0], split.y[:MAX_POINTS, 0], marker, markersize=5, alpha=0.7, label=name)
-    xs = torch.cat([split.x[:, 0] for _, split in named])
-    grid = torch.linspace(float(xs.min()), float(xs.max()), 200).unsqueeze(1)
     axes.plot(grid[:, 0], best.weight[0][0] * grid[:, 0] + best.bias[0], "--", color="gray", label="least squares")
-    axes.plot(grid[:, 0], _predict(model, grid)[:, 0], "-", color="black", label="model")
+    model_lines = axes.plot(grid[:, 0], np.zeros(len(grid)), "-", color="black", label="model")
     ys = torch.cat([split.y[:, 0] for _, split in named])
     _keep_in_view(axes.set_ylim, float(ys.min()), float(ys.max()))
     axes.set(xlabel="x", ylabel="y")
+    return model_lines
 
 
-def _draw_predicted_against_true(axes, model: torch.nn.Module, named: list[tuple[str, Split]]) -> None:
+def _draw_predicted_against_true(axes, named: list[tuple[str, Split]]) -> list[Line2D]:
+    """The diagonal; returns one marker line per split (true on x), to be given the predictions per picture."""
+    model_lines = []
     for name, split in named:
-        predicted = _predict(model, split.x[:MAX_POINTS])
         marker = "*" if name == "test" else "o"
-        axes.plot(split.y[:MAX_POINTS].ravel(), predicted.ravel(), marker, markersize=4, alpha=0.6, label=name)
+        true = split.y[:MAX_POINTS].ravel()
+        model_lines += axes.plot(true, np.zeros(len(true)), marker, markersize=4, alpha=0.6, label=name)
     ys = torch.cat([split.y.ravel() for _, split in named])
     low, high = float(ys.min()), float(ys.max())
     axes.plot([low, high], [low, high], "--", color="gray", label="predicted = true")
     _keep_in_view(axes.set_ylim, low, high)
     axes.set(xlabel="true", ylabel="predicted")
+    return model_lines
 
 
 def _keep_in_view(set_limits, low: float, high: float) -> None:
