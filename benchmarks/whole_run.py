@@ -5,6 +5,8 @@ notebook's last cell run as a plain script with the same steps, wall time from s
   .venv-lean and passes it as `--lean-python`): at most 1.25x;
 - the same, against the plain script given the project's start-up treatment (`--frozen-imports`): shown;
 - in the full development environment (all extras: this interpreter): at most 1.5x;
+- for scale, the floor of any Lightning project: the same cell as the smallest Lightning script
+  (`lightning_notebook.py`) against the plain one;
 - what issue 11's fit pictures add to it (the default run against `~callbacks.fit_pictures`): at most 5%.
 
 Whether scipy is importable in each environment is printed with its row, so that a figure says what it
@@ -44,7 +46,7 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
     lean = os.path.abspath(lean_python or sys.executable)  # not resolved: a venv's python is a link out of it
     lean_env, lean_has_scipy = describe(lean)
     full_env, _ = describe(sys.executable)
-    plain = str(HERE / "plain_notebook.py")
+    plain, smallest_lightning = str(HERE / "plain_notebook.py"), str(HERE / "lightning_notebook.py")
     with tempfile.TemporaryDirectory() as tmp:
         cwd, runs = Path(tmp), itertools.count()
 
@@ -56,6 +58,7 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             {
                 "lean project": lambda: project(lean),
                 "lean plain": lambda: wall_time([lean, plain], cwd),
+                "lean smallest Lightning script": lambda: wall_time([lean, smallest_lightning], cwd),
                 "lean project, no fit pictures": lambda: project(lean, "~callbacks.fit_pictures"),
                 "lean plain, frozen imports": lambda: wall_time([lean, plain, "--frozen-imports"], cwd),
                 "full project": lambda: project(sys.executable),
@@ -78,6 +81,9 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             note="the plain script with the project's start-up treatment (gc off while importing, then frozen)"),
         Row("whole run, full dev env (all extras)", medians["full project"], medians["full plain"], "s", "<= 1.5",
             note=f"full environment: {full_env}"),
+        Row("floor: the smallest Lightning script vs plain", medians["lean smallest Lightning script"],
+            medians["lean plain"], "s", "-",
+            note="make train's environment; benchmarks/lightning_notebook.py: no Hydra, logger or callbacks"),
         Row("fit pictures: default run vs without them", medians["lean project"],
             medians["lean project, no fit pictures"], "s", "<= 1.05",
             note="make train's environment; the baseline is the default run with ~callbacks.fit_pictures"),
