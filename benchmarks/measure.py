@@ -100,6 +100,16 @@ def print_table(rows: list[Row]) -> None:
             print(f"    {row.note}")
 
 
+def print_markdown(rows: list[Row]) -> None:
+    """The same rows as the README's Performance table, to paste from the run they came from."""
+    print("| comparison | project | baseline | ratio | target |\n|---|---|---|---|---|")
+    for row in rows:
+        met = "" if row.met is None else ", met" if row.met else ", missed"
+        target = "(shown)" if row.target == "-" else f"{row.target}x{met}"
+        figures = f"{row.project:.4g} {row.unit} | {row.baseline:.4g} {row.unit} | {row.ratio:.2f}x"
+        print(f"| {row.name} | {figures} | {target} |")
+
+
 def write_json(path: Path, rows: list[Row], extra: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     machine = {

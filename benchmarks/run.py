@@ -18,7 +18,7 @@ import scale
 import step_cost
 import sweeps
 import whole_run
-from measure import print_table, write_json
+from measure import print_markdown, print_table, write_json
 
 BENCHMARKS = {
     "whole_run": whole_run.run,
@@ -45,6 +45,8 @@ def main() -> int:
     benchmarks = {**BENCHMARKS, "whole_run": functools.partial(whole_run.run, lean_python=args.lean_python)}
     rows = [row for name in names if name in benchmarks for row in benchmarks[name](args.quick)]
     print_table(rows)
+    print("\nas markdown (the README's Performance table):")
+    print_markdown(rows)
     extra = {"mode": "quick" if args.quick else "full"}
     if "growth" in names:
         extra["growth"] = growth.run(args.quick)

@@ -25,6 +25,7 @@ from pathlib import Path
 from measure import REPO, Row, take_turns, wall_time
 
 HERE = Path(__file__).resolve().parent
+NO_GC = "import gc; gc.disable()"  # the start-up treatment of scripts/train.py, for both sides of the import row
 PROBE = (
     "import importlib.util as u, pathlib; "
     "print(pathlib.Path(u.find_spec('linreg.cli').origin).resolve().parents[2], u.find_spec('scipy') is not None)"
@@ -63,9 +64,9 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
                 "lean plain, frozen imports": lambda: wall_time([lean, plain, "--frozen-imports"], cwd),
                 "full project": lambda: project(sys.executable),
                 "full plain": lambda: wall_time([sys.executable, plain], cwd),
-                "lean import linreg.train": lambda: wall_time([lean, "-c", "import linreg.train"], REPO),
+                "lean import linreg.train": lambda: wall_time([lean, "-c", f"{NO_GC}; import linreg.train"], REPO),
                 "lean import torch": lambda: wall_time(
-                    [lean, "-c", "import torch; torch.optim.SGD([torch.zeros(1)], lr=0.1)"], REPO
+                    [lean, "-c", f"{NO_GC}; import torch; torch.optim.SGD([torch.zeros(1)], lr=0.1)"], REPO
                 ),
             },
             repeats,
@@ -89,7 +90,8 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             note="make train's environment; the baseline is the default run with ~callbacks.fit_pictures"),
         Row("start-up: import linreg.train vs torch", medians["lean import linreg.train"],
             medians["lean import torch"], "s", "-",
-            note="make train's environment; Lightning imports torchmetrics (and matplotlib) and torch._dynamo"),
+            note="make train's environment, both without garbage collection while importing; Lightning imports "
+            "torchmetrics (and matplotlib) and torch._dynamo"),
     ]  # fmt: skip
 
 
