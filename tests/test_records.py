@@ -273,9 +273,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path_factory, lr, momentu
     folder = tmp_path_factory.mktemp("resume")
     config = [f"lr={lr}", f"optimizer.momentum={momentum}"]
     whole = _in_process_run(folder / "whole", *config, f"iters={stop + more}")
-    _in_process_run(folder / "part", *config, f"iters={stop}")
+    part = _in_process_run(folder / "part", *config, f"iters={stop}")
     resumed_cfg = compose_config(*QUIET, f"resume={folder / 'part'}", f"iters={stop + more}")
     resumed_overrides = [f"resume={folder / 'part'}", f"iters={stop + more}"]
     resumed = train(run_config(resumed_cfg, resumed_overrides), folder / "resumed", resumed_overrides)
     assert (resumed["lr"], resumed["steps"], resumed["status"]) == (lr, stop + more, "ok")
     assert resumed["weight"] == whole["weight"] and resumed["bias"] == whole["bias"]
+    # the curve goes on from the first part's (which was validated where it stopped), and ends as the whole's
+    assert resumed["val_curve"][: len(part["val_curve"])] == part["val_curve"]
+    assert resumed["val_curve"][-1] == whole["val_curve"][-1] and resumed["val_curve"][0][0] == 0

@@ -98,6 +98,10 @@ class Regression(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Loading goes through this class (`linreg.checkpoint.load_model`), whatever the model is.
         checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint["val_curve"] = self.val_curve  # a resumed run's curve starts where the first one's did
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_curve = [(int(step), float(value)) for step, value in checkpoint.get("val_curve", [])]
 
     def _score(self, batch: tuple[Tensor, Tensor], errors: MetricCollection, r2: R2Score) -> None:
         x, y = batch  # standardized; scored back in the target's units
