@@ -58,14 +58,15 @@ def sliced_samples_per_s(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> f
 
 
 def project_samples_per_s(n_samples: int, batch_size: int, tmp: Path, *extra: str) -> float:
-    """One epoch of `python scripts/train.py data=synthetic ...` (in-process: start-up is target 1's)."""
+    """One epoch of `python scripts/train.py data=synthetic ...` (in-process: start-up is target 1's, and so
+    are the fit pictures, a cost per run)."""
     n_train = n_samples - round(0.1 * n_samples) * 2
     steps = math.ceil(n_train / batch_size)
     overrides = [
         "data=synthetic", f"data.source.n_samples={n_samples}", f"data.source.n_features={FEATURES}",
         f"data.batch_size={batch_size}", f"iters={steps}", "lr=0.01", "~callbacks.progress",
-        f"trainer.val_check_interval={steps + 1}", *extra,
-    ]  # fmt: skip
+        f"trainer.val_check_interval={steps + 1}", "~callbacks.fit_pictures", *extra,
+    ]  # fmt: skip  # the pictures cost per run, not per sample: their own row is target 1's
     record = train(compose(*overrides), tmp / f"b{batch_size}")
     return n_train / record["fit_s"]
 

@@ -6,6 +6,7 @@ Batches are cut with one index operation per batch (a slice, or one fancy-index 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -15,8 +16,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from linreg import least_squares
 from linreg.config import require_count
 from linreg.errors import InvalidInput
+from linreg.least_squares import Optimum
 from linreg.sources import Source, Split, Splits
 from linreg.standardization import Standardization
 
@@ -186,10 +189,19 @@ class RegressionDataModule(L.LightningDataModule):
         return Split(x, y)
 
     def trained_units(self, split: Split) -> Split:
-        """`split` as gradient descent sees it (standardized if asked), in float64: for the exact answers of
-        `linreg.least_squares`, which must refer to what is trained."""
+        """`split` as gradient descent sees it: for the exact answers of `linreg.least_squares`, which must
+        refer to what is trained. Standardized in float64 when asked; otherwise `split` itself (those
+        answers take it to float64 block by block, with no copy of the whole)."""
         standardization = self.standardization
+        if standardization.is_identity:
+            return split
         return Split(standardization.inputs(split.x.double()), standardization.targets(split.y.double()))
+
+    @functools.cached_property
+    def optimum(self) -> Optimum:
+        """The least-squares optimum of the training split in the data's units, computed once: the run's
+        record and the fit pictures both need it."""
+        return least_squares.optimum(self.splits.train.x, self.splits.train.y)
 
     def has_rows(self, stage: str) -> bool:
         """Whether the "val" or "test" split holds any rows (`val_fraction=0` gives all rows to training)."""

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.least_squares import Optimum, optimum
+from linreg.least_squares import Optimum
 from linreg.results import write_atomically
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ class FitPictures(L.Callback):
         if not trainer.is_global_zero:
             return None
         if self._picture is None:
-            splits = trainer.datamodule.splits
-            self._picture = FitPicture(splits, optimum(splits.train.x, splits.train.y))
+            self._picture = FitPicture(trainer.datamodule.splits, trainer.datamodule.optimum)
         pixels = self._picture.render(pl_module, trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

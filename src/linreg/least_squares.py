@@ -1,8 +1,10 @@
 """The exact answers a linear regression has, computed from the training data before training.
 
-The best possible fit: the least-squares optimum of y = x @ W.T + b (numpy's `lstsq` on the inputs with a
-column of ones, in float64) and its MSE, which no linear model can beat on that data and which every other
-model can be compared with. The stability limit: full-batch gradient descent on the MSE converges only for
+The best possible fit: the least-squares optimum of y = x @ W.T + b and its MSE, which no linear model can
+beat on that data and which every other model can be compared with: in float64, from a QR factorization of
+the inputs with a column of ones beside the targets, block by block, so that 2,000,000 x 32 numbers need one
+block's float64 copy, not one of the whole set (numpy's `lstsq` on that copy took 1.25 GiB and twice the
+time). The stability limit: full-batch gradient descent on the MSE converges only for
 lr < 2 / λmax(H), with H = (2/N)·X̃ᵀX̃ the Hessian of the MSE in (W, b) (X̃: the inputs with the column of
 ones; the same H for every output). Heavy-ball momentum β moves it to 2(1 + β) / λmax; SGD's weight decay
 adds to every eigenvalue of H. This is exact for plain full-batch SGD on the linear model; for mini-batches,
@@ -32,26 +34,49 @@ class Optimum:
     mse: float
 
 
-def _with_ones(x: Tensor) -> np.ndarray:
-    """The inputs in float64 with a last column of ones, for the bias."""
-    inputs = x.detach().cpu().double().numpy()
-    return np.hstack([inputs, np.ones((len(inputs), 1))])
+BLOCK = 65536  # rows per block of the QR factorization: a few MiB in float64
+
+
+def _r_factor(x: Tensor, y: Tensor) -> np.ndarray:
+    """R of the QR factorization of [x, 1, y] (float64, square, upper triangular), one block at a time.
+
+    [x, 1] = Q·R11 and y = Q·R12 + (what no fit of x reaches, of squared norm |R22|²): R holds everything a
+    least-squares fit needs, in (d + 1 + k)² numbers, whatever the number of rows.
+    """
+    columns = x.shape[1] + 1 + y.shape[1]
+    r = np.zeros((0, columns))
+    for start in range(0, len(x), BLOCK):
+        rows = slice(start, start + BLOCK)
+        inputs, targets = x[rows].detach().cpu().double().numpy(), y[rows].detach().cpu().double().numpy()
+        block = np.hstack([inputs, np.ones((len(inputs), 1)), targets])
+        r = np.linalg.qr(np.vstack([r, block]), mode="r")
+    return np.vstack([r, np.zeros((columns - len(r), columns))])  # fewer rows than columns: zero rows
 
 
 def optimum(x: Tensor, y: Tensor) -> Optimum:
     """The least-squares optimum of x (N, d) -> y (N, k): the minimum-norm solution when it is not unique."""
-    inputs, targets = _with_ones(x), y.detach().cpu().double().numpy()
-    solution, *_ = np.linalg.lstsq(inputs, targets, rcond=None)  # (d + 1, k)
-    residual = inputs @ solution - targets
-    return Optimum(weight=solution[:-1].T.tolist(), bias=solution[-1].tolist(), mse=float(np.mean(residual**2)))
+    r, inputs = _r_factor(x, y), x.shape[1] + 1
+    r11, r12, r22 = r[:inputs, :inputs], r[:inputs, inputs:], r[inputs:, inputs:]
+    solution, *_ = np.linalg.lstsq(r11, r12, rcond=None)  # (d + 1, k); the same solutions as [x, 1] -> y
+    squared_error = np.sum((r11 @ solution - r12) ** 2) + np.sum(r22**2)
+    return Optimum(
+        weight=solution[:-1].T.tolist(), bias=solution[-1].tolist(), mse=float(squared_error / (len(x) * y.shape[1]))
+    )
 
 
 def stability_limit(x: Tensor, momentum: float = 0.0, weight_decay: float = 0.0) -> float:
     """The largest lr at which full-batch (heavy-ball) SGD on the MSE of x (N, d) still converges:
-    2(1 + β) / (λmax + weight decay). With the column of ones, λmax >= 2: the limit is always finite."""
-    inputs = _with_ones(x)
-    hessian = (2 / len(inputs)) * inputs.T @ inputs
-    largest = float(np.linalg.eigvalsh(hessian)[-1])
+    2(1 + β) / (λmax + weight decay). With the column of ones, λmax >= 2: the limit is always finite.
+
+    H = (2/N)·[x, 1]ᵀ[x, 1] is summed block by block in float64; its largest eigenvalue is well determined
+    however ill-conditioned the data (only the small ones are lost to rounding in such a sum).
+    """
+    gram = np.zeros((x.shape[1] + 1, x.shape[1] + 1))
+    for start in range(0, len(x), BLOCK):
+        inputs = x[start : start + BLOCK].detach().cpu().double().numpy()
+        block = np.hstack([inputs, np.ones((len(inputs), 1))])
+        gram += block.T @ block
+    largest = float(np.linalg.eigvalsh((2 / len(x)) * gram)[-1])
     return 2 * (1 + momentum) / (largest + weight_decay)
 
 

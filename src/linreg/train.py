@@ -74,7 +74,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     datamodule.require_even_shards(trainer.world_size)
     record = _started_record(cfg, datamodule, model, overrides, trainer.world_size)
     trained = datamodule.trained_units(datamodule.splits.train)  # what gradient descent sees: standardized if so
-    best = least_squares.optimum(trained.x, trained.y)
+    identity = datamodule.standardization.is_identity
+    best = datamodule.optimum if identity else least_squares.optimum(trained.x, trained.y)  # the trained units'
     record.update(**_landmarks(cfg, trained, best, datamodule.splits.train, datamodule.standardization))
     if is_global_zero() and record["above_stability_limit"] and isinstance(model, LinearRegression):
         limit = limit_line(record["lr"], record["stability_limit"], datamodule.standardize)
