@@ -80,6 +80,16 @@ def stability_limit(x: Tensor, momentum: float = 0.0, weight_decay: float = 0.0)
     return 2 * (1 + momentum) / (largest + weight_decay)
 
 
+def mse(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> float:
+    """The MSE of y ≈ x @ weight.T + bias in float64, block by block (no float64 copy of the whole x)."""
+    squared_error = 0.0
+    for start in range(0, len(x), BLOCK):
+        rows = slice(start, start + BLOCK)
+        residual = x[rows].double() @ weight.T + bias - y[rows].double()
+        squared_error += float((residual**2).sum())
+    return squared_error / y.numel()
+
+
 def parameter_distance(weight: list[list[float]], bias: list[float], best: Optimum) -> float:
     """The Euclidean distance of a linear model's (W, b) from the optimum's, over all its numbers."""
     learned = np.concatenate([np.ravel(weight), np.ravel(bias)])

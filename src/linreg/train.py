@@ -238,11 +238,10 @@ def _landmarks(
     weight, bias = standardization.linear_in_original_units(
         torch.tensor(best.weight, dtype=torch.float64), torch.tensor(best.bias, dtype=torch.float64)
     )
-    residual = train.x.double() @ weight.T + bias - train.y.double()
     landmarks = {
         "optimum_weight": weight.tolist(),
         "optimum_bias": bias.tolist(),
-        "optimum_mse": float(torch.mean(residual**2)),
+        "optimum_mse": least_squares.mse(train.x, train.y, weight, bias),
         "stability_limit": limit,  # of the standardized data when standardized
         "above_stability_limit": options.get("lr", cfg.lr) > limit,
     }
