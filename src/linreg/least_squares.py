@@ -45,9 +45,8 @@ def _r_factor(x: Tensor, y: Tensor) -> np.ndarray:
     """
     columns = x.shape[1] + 1 + y.shape[1]
     r = np.zeros((0, columns))
-    for start in range(0, len(x), BLOCK):
-        rows = slice(start, start + BLOCK)
-        inputs, targets = x[rows].detach().cpu().double().numpy(), y[rows].detach().cpu().double().numpy()
+    for x_block, y_block in zip(x.split(BLOCK), y.split(BLOCK), strict=True):
+        inputs, targets = x_block.detach().cpu().double().numpy(), y_block.detach().cpu().double().numpy()
         block = np.hstack([inputs, np.ones((len(inputs), 1)), targets])
         r = np.linalg.qr(np.vstack([r, block]), mode="r")
     return np.vstack([r, np.zeros((columns - len(r), columns))])  # fewer rows than columns: zero rows
@@ -72,8 +71,8 @@ def stability_limit(x: Tensor, momentum: float = 0.0, weight_decay: float = 0.0)
     however ill-conditioned the data (only the small ones are lost to rounding in such a sum).
     """
     gram = np.zeros((x.shape[1] + 1, x.shape[1] + 1))
-    for start in range(0, len(x), BLOCK):
-        inputs = x[start : start + BLOCK].detach().cpu().double().numpy()
+    for x_block in x.split(BLOCK):
+        inputs = x_block.detach().cpu().double().numpy()
         block = np.hstack([inputs, np.ones((len(inputs), 1))])
         gram += block.T @ block
     largest = float(np.linalg.eigvalsh((2 / len(x)) * gram)[-1])
@@ -83,9 +82,8 @@ def stability_limit(x: Tensor, momentum: float = 0.0, weight_decay: float = 0.0)
 def mse(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> float:
     """The MSE of y ≈ x @ weight.T + bias in float64, block by block (no float64 copy of the whole x)."""
     squared_error = 0.0
-    for start in range(0, len(x), BLOCK):
-        rows = slice(start, start + BLOCK)
-        residual = x[rows].double() @ weight.T + bias - y[rows].double()
+    for x_block, y_block in zip(x.split(BLOCK), y.split(BLOCK), strict=True):
+        residual = x_block.double() @ weight.T + bias - y_block.double()
         squared_error += float((residual**2).sum())
     return squared_error / y.numel()
 
