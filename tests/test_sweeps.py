@@ -235,3 +235,31 @@ def test_two_sweeps_started_together_get_their_own_folders(tmp_path):
     ]
     assert [p.wait(timeout=300) for p in processes] == [0, 0]
     assert len(list((tmp_path / "outputs" / "multirun").glob("*/*"))) == 2
+
+
+# scripts/train.py run as a sweep, with each job's count of frozen objects (linreg.cli freezes the imports').
+FREEZE_COUNT_PER_JOB = """
+import gc, runpy, sys
+import linreg.cli
+job = linreg.cli.main
+def counted(cfg):
+    try:
+        return job(cfg)
+    finally:
+        print("frozen", gc.get_freeze_count(), file=sys.stderr)
+linreg.cli.main = counted
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_sweep_freezes_the_imports_once_not_each_jobs_garbage(tmp_path):
+    """The basic launcher runs every job in one process: freezing again in a later job would keep the earlier
+    jobs' garbage for good (the process grew by about 6,000 objects a job)."""
+    script = ["-c", FREEZE_COUNT_PER_JOB, str(REPO / "scripts" / "train.py")]
+    result = run_command([*script, "-m", "lr=0.01,0.02,0.03", "iters=5", "~callbacks.fit_pictures"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = [int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("frozen ")]
+    assert len(counts) == 3
+    assert counts[0] > 100_000  # the imports' objects (Lightning, torch)
+    assert counts[2] <= counts[1] <= counts[0]  # none frozen after the first job (frozen objects can still be freed)

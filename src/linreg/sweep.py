@@ -150,7 +150,9 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
         for row in collect(sweep_dir)
         if row.get("status") == "diverged" or (row.get("status") in FINISHED and row.get(objective) is not None)
     ]
-    figure = Figure(figsize=(12, 4.8), layout="constrained")
+    figure = Figure(figsize=(12, 4.8))
+    # fixed margins: constrained layout measured every tick label twice, half the plot's cost (about 0.3 s)
+    figure.subplots_adjust(left=0.06, right=0.99, top=0.93, bottom=0.1, wspace=0.17)
     by_lr, curves = figure.subplots(1, 2)
     values = [r[objective] for r in rows if r["status"] in FINISHED]
     values += [v for r in rows for _, v in r.get("val_curve") or [] if v is not None]
