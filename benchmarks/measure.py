@@ -83,8 +83,9 @@ def peak_rss_mib(command: list[str], cwd: Path) -> float:
     return int(output.stdout.strip()) / 1024  # ru_maxrss is in KiB on Linux
 
 
-def train_command(*overrides: str) -> list[str]:
-    return [sys.executable, str(REPO / "scripts" / "train.py"), *overrides]
+def train_command(*overrides: str, python: str | None = None) -> list[str]:
+    """`python scripts/train.py <overrides>`, with this interpreter unless `python` names another."""
+    return [python or sys.executable, str(REPO / "scripts" / "train.py"), *overrides]
 
 
 def print_table(rows: list[Row]) -> None:

@@ -42,7 +42,11 @@ def main() -> int:
     unknown = sorted(set(names) - {*BENCHMARKS, "growth"})
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; expected some of {', '.join([*BENCHMARKS, 'growth'])}")
-    benchmarks = {**BENCHMARKS, "whole_run": functools.partial(whole_run.run, lean_python=args.lean_python)}
+    benchmarks = {
+        **BENCHMARKS,
+        "whole_run": functools.partial(whole_run.run, lean_python=args.lean_python),
+        "sweeps": functools.partial(sweeps.run, python=args.lean_python),
+    }
     rows = [row for name in names if name in benchmarks for row in benchmarks[name](args.quick)]
     print_table(rows)
     print("\nas markdown (the README's Performance table):")
