@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +36,7 @@ def _sweep_results(root: Path) -> dict[str, dict]:
 
 
 def run(quick: bool, python: str | None = None) -> list[Row]:
-    python = python or sys.executable
+    python = os.path.abspath(python or sys.executable)  # the jobs run elsewhere; not resolved: a venv's link
     lrs, iters = ("0.01,0.1", "50,100") if quick else ("0.001,0.003,0.01,0.03", "100,300,1000")
     n_jobs = len(lrs.split(",")) * len(iters.split(","))
     repeats = 1 if quick else 3
