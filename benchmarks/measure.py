@@ -64,11 +64,14 @@ def take_turns(figures: dict[str, Callable[[], float]], repeats: int) -> dict[st
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
-def wall_time(command: list[str], cwd: Path) -> float:
-    """Seconds a command takes from start to exit; it must succeed."""
+def wall_time(command: list[str], cwd: Path, returncode: int = 0) -> float:
+    """Seconds a command takes from start to exit; it must exit with `returncode` (0: succeed)."""
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return time.perf_counter() - started
+    result = subprocess.run(command, cwd=cwd, capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    seconds = time.perf_counter() - started
+    if result.returncode != returncode:
+        raise SystemExit(f"{command} exited with {result.returncode}, expected {returncode}: {result.stderr[-2000:]}")
+    return seconds
 
 
 def peak_rss_mib(command: list[str], cwd: Path) -> float:

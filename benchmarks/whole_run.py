@@ -8,7 +8,9 @@ notebook's last cell run as a plain script with the same steps, wall time from s
 - for scale, the floor of any Lightning project: the same cell as the smallest Lightning script
   (`lightning_notebook.py`) against the plain one;
 - what issue 11's fit pictures add to it: at most 5%. Their seconds are measured in-process (a default run
-  with and without `~callbacks.fit_pictures`, paired), since whole processes vary by more than that.
+  with and without `~callbacks.fit_pictures`, paired), since whole processes vary by more than that;
+- target 5: a bad config value (`lr=abc`) ends in one line and exit status 2 within a second, since the
+  config is checked before Lightning's import.
 
 Whether scipy is importable in each environment is printed with its row, so that a figure says what it
 measured: torchmetrics imports scipy whenever it is there.
@@ -94,6 +96,9 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
                 "full project": lambda: project(sys.executable),
                 "full plain": lambda: wall_time([sys.executable, plain], cwd),
                 "lean import linreg.train": lambda: wall_time([lean, "-c", f"{NO_GC}; import linreg.train"], REPO),
+                "lean bad value": lambda: wall_time(
+                    [lean, str(REPO / "scripts" / "train.py"), "lr=abc"], cwd, returncode=2
+                ),
                 "lean import torch": lambda: wall_time(
                     [lean, "-c", f"{NO_GC}; import torch; torch.optim.SGD([torch.zeros(1)], lr=0.1)"], REPO
                 ),
@@ -119,6 +124,9 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             medians["lean project"] - pictures_s, "s", "<= 1.05",
             note=f"the pictures' {pictures_s:.3f} s (in-process: the median of {repeats + 2} paired differences of "
             "a default run's wall_s with and without them) against make train's default run"),
+        Row("a bad value fails (lr=abc): seconds vs 1 s", medians["lean bad value"], 1.0, "s", "<= 1",
+            note="make train's environment: from start to the one-line error and exit status 2, before Lightning's "
+            "import"),
         Row("start-up: import linreg.train vs torch", medians["lean import linreg.train"],
             medians["lean import torch"], "s", "-",
             note="make train's environment, both without garbage collection while importing; Lightning imports "
