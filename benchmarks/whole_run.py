@@ -8,7 +8,9 @@ notebook's last cell run as a plain script with the same steps, wall time from s
 - for scale, the floor of any Lightning project: the same cell as the smallest Lightning script
   (`lightning_notebook.py`) against the plain one;
 - what issue 11's fit pictures add to it: at most 5%. Their seconds are measured in-process (a default run
-  with and without `~callbacks.fit_pictures`, paired), since whole processes vary by more than that;
+  with and without `~callbacks.fit_pictures`, paired), since whole processes vary by more than that; the
+  TensorBoard logger's and the validations' the same way, for where a run's time goes: the floor, plus what
+  runs before Lightning's import, plus these, against the default run;
 - target 5: a bad config value (`lr=abc`) ends in one line and exit status 2 within a second, since the
   config is checked before Lightning's import.
 
@@ -48,9 +50,18 @@ def describe(python: str) -> tuple[str, bool]:
     return f"{python} (scipy importable: {'yes' if has_scipy == 'True' else 'no'})", has_scipy == "True"
 
 
-def fit_pictures_seconds(repeats: int) -> float:
-    """What the fit pictures add to a default run, measured in-process, where no start-up noise hides it:
-    the median of paired differences of the run's own seconds (`wall_s`) with and without them."""
+# Default features whose seconds are measured in-process, each as the default run against the run without it.
+FEATURES = {
+    "fit pictures": "~callbacks.fit_pictures",
+    "TensorBoard logger": "logger=none",
+    "validation every 100 steps": "trainer.val_check_interval=1000",  # then only at step 0 and at the end
+}
+
+
+def feature_seconds(repeats: int) -> dict[str, float]:
+    """What each of FEATURES adds to a default run, measured in-process, where no start-up noise hides it: the
+    median of paired differences of the run's own seconds (`wall_s`) with and without it. A warm process:
+    first-use costs (importing TensorBoard's writer, about 0.08 s) are not in these figures."""
     from measure import compose
 
     from linreg.train import train
@@ -63,15 +74,18 @@ def fit_pictures_seconds(repeats: int) -> float:
         def seconds(*overrides: str) -> float:
             return train(compose("~callbacks.progress", *overrides), Path(tmp) / f"run{next(runs)}")["wall_s"]
 
-        def difference(pair: int) -> float:
+        def difference(pair: int, without: str) -> float:
             """One pair, in turn in either order, since the later run of a pair pays for the earlier's garbage."""
             if pair % 2:
-                without = seconds("~callbacks.fit_pictures")
-                return seconds() - without
-            return seconds() - seconds("~callbacks.fit_pictures")
+                without_s = seconds(without)
+                return seconds() - without_s
+            return seconds() - seconds(without)
 
         seconds()  # warm-up: the first run in a process pays first-use costs the others do not
-        return statistics.median(difference(pair) for pair in range(repeats))
+        return {
+            name: statistics.median(difference(pair, without) for pair in range(repeats))
+            for name, without in FEATURES.items()
+        }
 
 
 def run(quick: bool, lean_python: str | None = None) -> list[Row]:
@@ -105,7 +119,10 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             },
             repeats,
         )
-    pictures_s = fit_pictures_seconds(repeats + 2)
+    features = feature_seconds(repeats + 2)
+    pictures_s = features["fit pictures"]
+    before_lightning = medians["lean bad value"]  # Hydra's import and two compositions, the checks, the exit
+    accounted = medians["lean smallest Lightning script"] + before_lightning + sum(features.values())
     lean_note = f"make train's environment: {lean_env}"
     if lean_python is None or lean_has_scipy:
         lean_note += "; NOT the lean one: run `make bench`, which builds .venv-lean without the optuna extra"
@@ -124,6 +141,16 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
             medians["lean project"] - pictures_s, "s", "<= 1.05",
             note=f"the pictures' {pictures_s:.3f} s (in-process: the median of {repeats + 2} paired differences of "
             "a default run's wall_s with and without them) against make train's default run"),
+        Row("TensorBoard logger: default run vs logger=none", medians["lean project"],
+            medians["lean project"] - features["TensorBoard logger"], "s", "-",
+            note=f"its {features['TensorBoard logger']:.3f} s in-process (as the pictures' row), and about 0.08 s "
+            "more for importing its writer in a fresh process"),
+        Row("validation every 100 steps vs at step 0 and the end", medians["lean project"],
+            medians["lean project"] - features["validation every 100 steps"], "s", "-",
+            note=f"its {features['validation every 100 steps']:.3f} s in-process, for 9 more validations"),
+        Row("default run vs the floor + what the rows account for", medians["lean project"], accounted, "s", "-",
+            note=f"the smallest Lightning script, plus the bad-value run ({before_lightning:.2f} s: start, Hydra's "
+            "import and two compositions, the checks, exit), plus the pictures, logger and validations"),
         Row("a bad value fails (lr=abc): seconds vs 1 s", medians["lean bad value"], 1.0, "s", "<= 1",
             note="make train's environment: from start to the one-line error and exit status 2, before Lightning's "
             "import"),
