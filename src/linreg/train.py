@@ -387,11 +387,14 @@ def _log_hparams_with_final_metrics(logger: Logger, hparams: dict[str, Any], rec
     if isinstance(logger, TensorBoardLogger):
         logger.log_hyperparams(hparams)  # kept for hparams.yaml; without metrics it writes no event
         if is_global_zero():
+            from torch.utils.tensorboard import SummaryWriter
             from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
-                writer.add_summary(summary)
+            # A writer of its own in the run's folder, as torch's add_hparams does (which would also add each
+            # metric as a one-point chart): Lightning has closed the logger's writer after each stage.
+            with SummaryWriter(log_dir=logger.log_dir) as writer:
+                for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
+                    writer.file_writer.add_summary(summary)
     else:
         logger.log_hyperparams(hparams)
         logger.log_metrics(_final_metrics(record))
