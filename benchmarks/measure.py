@@ -86,6 +86,12 @@ def peak_rss_mib(command: list[str], cwd: Path) -> float:
     return int(output.stdout.strip()) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def interpreter(python: str | None = None) -> str:
+    """`python` (default: this interpreter) as an absolute path, for commands run in other folders; not
+    resolved, since a venv's python is a link out of the venv."""
+    return os.path.abspath(python or sys.executable)
+
+
 def train_command(*overrides: str, python: str | None = None) -> list[str]:
     """`python scripts/train.py <overrides>`, with this interpreter unless `python` names another."""
     return [python or sys.executable, str(REPO / "scripts" / "train.py"), *overrides]

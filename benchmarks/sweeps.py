@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import Row, alternate, train_command, wall_time
+from measure import Row, alternate, interpreter, train_command, wall_time
 
 PLAIN_GRID = """
 import sys, torch
@@ -36,7 +35,7 @@ def _sweep_results(root: Path) -> dict[str, dict]:
 
 
 def run(quick: bool, python: str | None = None) -> list[Row]:
-    python = os.path.abspath(python or sys.executable)  # the jobs run elsewhere; not resolved: a venv's link
+    python = interpreter(python)  # the jobs run in temporary folders
     lrs, iters = ("0.01,0.1", "50,100") if quick else ("0.001,0.003,0.01,0.03", "100,300,1000")
     n_jobs = len(lrs.split(",")) * len(iters.split(","))
     repeats = 1 if quick else 3

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from measure import REPO, Row, take_turns, wall_time
+from measure import REPO, Row, interpreter, take_turns, train_command, wall_time
 
 HERE = Path(__file__).resolve().parent
 NO_GC = "import gc; gc.disable()"  # the start-up treatment of scripts/train.py, for both sides of the import row
@@ -90,7 +89,7 @@ def feature_seconds(repeats: int) -> dict[str, float]:
 
 def run(quick: bool, lean_python: str | None = None) -> list[Row]:
     repeats = 1 if quick else 7  # the run-to-run spread here is 0.3 s: medians of 7
-    lean = os.path.abspath(lean_python or sys.executable)  # not resolved: a venv's python is a link out of it
+    lean = interpreter(lean_python)
     lean_env, lean_has_scipy = describe(lean)
     full_env, _ = describe(sys.executable)
     plain, smallest_lightning = str(HERE / "plain_notebook.py"), str(HERE / "lightning_notebook.py")
@@ -98,8 +97,7 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
         cwd, runs = Path(tmp), itertools.count()
 
         def project(python: str, *overrides: str) -> float:
-            command = [python, str(REPO / "scripts" / "train.py"), f"hydra.run.dir={tmp}/run{next(runs)}", *overrides]
-            return wall_time(command, cwd)
+            return wall_time(train_command(f"hydra.run.dir={tmp}/run{next(runs)}", *overrides, python=python), cwd)
 
         medians = take_turns(
             {
@@ -110,9 +108,7 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
                 "full project": lambda: project(sys.executable),
                 "full plain": lambda: wall_time([sys.executable, plain], cwd),
                 "lean import linreg.train": lambda: wall_time([lean, "-c", f"{NO_GC}; import linreg.train"], REPO),
-                "lean bad value": lambda: wall_time(
-                    [lean, str(REPO / "scripts" / "train.py"), "lr=abc"], cwd, returncode=2
-                ),
+                "lean bad value": lambda: wall_time(train_command("lr=abc", python=lean), cwd, returncode=2),
                 "lean import torch": lambda: wall_time(
                     [lean, "-c", f"{NO_GC}; import torch; torch.optim.SGD([torch.zeros(1)], lr=0.1)"], REPO
                 ),

@@ -7,7 +7,6 @@ checked it, so a mistyped key, config name or value fails at once, without payin
 from __future__ import annotations
 
 import gc
-import importlib
 import math
 import os
 import re
@@ -159,8 +158,7 @@ def main(cfg: DictConfig) -> float:
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
         cfg = run_config(cfg, overrides)  # before Lightning's import: a bad value fails at once
-        if "linreg.train" not in sys.modules:  # the process's first job
-            _import_frozen("linreg.train")  # Lightning
+        _import_training_once()
         from linreg.train import is_global_zero, train
 
         record = train(cfg, run_dir, overrides)
@@ -187,15 +185,19 @@ def main(cfg: DictConfig) -> float:
     return objective(record, cfg.objective)
 
 
-def _import_frozen(module: str) -> None:
-    """Imports `module` with no garbage collection while importing, then freezes what exists: the imports
-    build about a million objects that live as long as the process, which every collection would walk again.
+def _import_training_once() -> None:
+    """Imports `linreg.train` (Lightning) with no garbage collection while importing, then freezes what exists:
+    the imports build about a million objects that live as long as the process, which every collection would
+    walk again.
 
     Once per process: in a sweep's later job a freeze would also freeze the earlier jobs' garbage, never to be
     collected (a sweep's process grew by about 6,000 objects a job).
     """
+    if "linreg.train" in sys.modules:
+        return
     gc.disable()  # already off when scripts/train.py started the process; not in a joblib or submitit worker
-    importlib.import_module(module)
+    import linreg.train  # noqa: F401
+
     gc.freeze()
     gc.enable()
 
