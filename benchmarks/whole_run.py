@@ -11,6 +11,10 @@ notebook's last cell run as a plain script with the same steps, wall time from s
   with and without `~callbacks.fit_pictures`, paired), since whole processes vary by more than that; the
   TensorBoard logger's and the validations' the same way, for where a run's time goes: the floor, plus what
   runs before Lightning's import, plus these, against the default run;
+- where a run's time goes, as whole processes: the default run with its optional features off (no logger,
+  pictures or progress bar; validation only at step 0 and the end, as results.json needs) is the project's
+  minimum: the floor plus Hydra plus the run's record. Against the plain script it is the measured floor of
+  target 1 for a Hydra and Lightning project that keeps its records;
 - target 5: a bad config value (`lr=abc`) ends in one line and exit status 2 within a second, since the
   config is checked before Lightning's import.
 
@@ -50,6 +54,9 @@ def describe(python: str) -> tuple[str, bool]:
 
 
 # Default features whose seconds are measured in-process, each as the default run against the run without it.
+# The default run less every optional feature: what any run of the project costs (Hydra, the checks, Lightning, the
+# validations at step 0 and the end, the test, the checkpoint and results.json).
+FEATURES_OFF = ("logger=none", "~callbacks.fit_pictures", "~callbacks.progress", "trainer.val_check_interval=1000")
 FEATURES = {
     "fit pictures": "~callbacks.fit_pictures",
     "TensorBoard logger": "logger=none",
@@ -102,6 +109,7 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
         medians = take_turns(
             {
                 "lean project": lambda: project(lean),
+                "lean project, optional features off": lambda: project(lean, *FEATURES_OFF),
                 "lean plain": lambda: wall_time([lean, plain], cwd),
                 "lean smallest Lightning script": lambda: wall_time([lean, smallest_lightning], cwd),
                 "lean plain, frozen imports": lambda: wall_time([lean, plain, "--frozen-imports"], cwd),
@@ -147,6 +155,18 @@ def run(quick: bool, lean_python: str | None = None) -> list[Row]:
         Row("default run vs the floor + what the rows account for", medians["lean project"], accounted, "s", "-",
             note=f"the smallest Lightning script, plus the bad-value run ({before_lightning:.2f} s: start, Hydra's "
             "import and two compositions, the checks, exit), plus the pictures, logger and validations"),
+        Row("features off: the project's minimum vs plain", medians["lean project, optional features off"],
+            medians["lean plain"], "s", "-",
+            note="make train's environment, " + " ".join(FEATURES_OFF) + ": Hydra, the checks, Lightning, the "
+            "validations at step 0 and the end, the test, the checkpoint, results.json; target 1's floor for a run "
+            "that keeps its record"),
+        Row("features off vs the floor + the bad-value run", medians["lean project, optional features off"],
+            medians["lean smallest Lightning script"] + before_lightning, "s", "-",
+            note="what the run's record costs beyond Lightning and Hydra: the smallest Lightning script plus "
+            "everything before Lightning's import"),
+        Row("default run vs features off", medians["lean project"], medians["lean project, optional features off"],
+            "s", "-", note="the optional features as whole processes: the TensorBoard logger and its import, the "
+            "fit pictures and matplotlib's drawing, validation every 100 steps, the progress callback"),
         Row("a bad value fails (lr=abc): seconds vs 1 s", medians["lean bad value"], 1.0, "s", "<= 1",
             note="make train's environment: from start to the one-line error and exit status 2, before Lightning's "
             "import"),
