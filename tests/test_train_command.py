@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import (
@@ -79,6 +80,24 @@ def test_run_writes_nothing_outside_its_folder(seed_run):
     cwd = run_dir.parents[3]
     assert sorted(p.name for p in cwd.iterdir()) == ["outputs"]
     assert [p.relative_to(cwd).parts[:2] for p in (cwd / "outputs").iterdir()] == [("outputs", "runs")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="trainer=gpu needs a CUDA GPU (these CI machines have none)")
+def test_gpu_run_trains_what_the_cpu_run_trains(seed_run, tmp_path):
+    """Every callback works on a model that lives on the GPU while the splits stay on the CPU (the fit
+    pictures once failed there), the numbers are the CPU run's, and its checkpoint predicts on the CPU."""
+    _, cpu_dir = seed_run
+    gpu_dir = tmp_path / "gpu"
+    result = train_command(tmp_path, "lr=0.1", "trainer=gpu", run_dir=gpu_dir)
+    assert result.returncode == 0, result.stderr
+    gpu, cpu = read_json(gpu_dir / "results.json"), read_json(cpu_dir / "results.json")
+    assert (gpu["status"], gpu["steps"], gpu["overrides"]["trainer"]) == ("ok", 1000, "gpu")
+    for key in ("train_loss", "val_mse", "test_mse", "weight", "bias", "predictions"):
+        assert np.allclose(gpu[key], cpu[key], rtol=1e-4, atol=1e-6), key
+    assert (gpu_dir / "fit.png").read_bytes().startswith(b"\x89PNG")
+    predicted = run_command(["scripts/predict.py", str(gpu_dir), "5"], cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines() == ["f(5) = 10.000"]
 
 
 def test_predict_from_the_run_folder_and_the_checkpoint(seed_run, tmp_path):

@@ -176,8 +176,9 @@ def _keep_in_view(set_limits, low: float, high: float) -> None:
 
 
 def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    # During fit the model is on the trainer's device (trainer=gpu) and the splits stay on the CPU.
     with torch.no_grad():
-        return model(x.to(model.dtype)).double().numpy()
+        return model(x.to(device=model.device, dtype=model.dtype)).double().cpu().numpy()
 
 
 def _mse(model: torch.nn.Module, split: Split) -> float:
