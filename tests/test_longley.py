@@ -9,7 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import README_COMMANDS, REPO, read_json, run_command
+from conftest import REPO, read_json, run_command
+from readme import README_COMMANDS
 
 pytestmark = pytest.mark.slow
 

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
-    README_COMMANDS,
-    README_TEXT,
-    REPO,
-    free_port,
-    read_json,
-    run_readme_commands,
-    tensorboard_server,
-)
+from conftest import REPO, free_port, read_json, tensorboard_server
+from readme import README_COMMANDS, README_TEXT, run_readme_commands
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme_runs")]  # one worker: shares module fixtures
 

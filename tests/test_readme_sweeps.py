@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ON_THE_CLUSTER, README_COMMANDS, REPO, read_json, run_readme_commands
+from conftest import ON_THE_CLUSTER, REPO, read_json
+from readme import README_COMMANDS, run_readme_commands
 
 pytestmark = [pytest.mark.slow]
 ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
