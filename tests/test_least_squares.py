@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import read_json, train_command
 
-from linreg.least_squares import optimum, parameter_distance, stability_limit
+from linreg import least_squares
+from linreg.least_squares import mse, optimum, parameter_distance, stability_limit
 from linreg.sources import CsvData
 
 NOTEBOOK_X = np.array([[1.0], [2.0], [3.0], [4.0]])
@@ -36,7 +37,66 @@ def test_the_optimum_of_exact_data_is_exact():
     assert parameter_distance([[2.0]], [0.5], best) == pytest.approx(0.5, abs=1e-12)
 
 
+def unscaled_data(n=53, seed=5):
+    """Inputs of different scales, none centred, and two targets with non-zero intercepts and noise: the data on
+    which a wrong bias or a lost block shows (y = 2x or centred data has the true bias 0)."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 3)) * [1.0, 10.0, 0.1] + [3.0, -20.0, 0.5]
+    weight = np.array([[1.5, -0.3, 4.0], [-2.0, 0.05, 1.0]])
+    target = features @ weight.T + [7.0, -3.0] + rng.normal(scale=0.5, size=(n, 2))
+    return torch.tensor(features, dtype=torch.float32), torch.tensor(target, dtype=torch.float32)
+
+
+def with_ones(x: torch.Tensor) -> np.ndarray:
+    return np.hstack([x.double().numpy(), np.ones((len(x), 1))])
+
+
+# 53 rows in blocks of 8: seven blocks, the last of 5 rows, fewer than the 3 + 1 + 2 columns of [x, 1, y];
+# blocks of 1: one row at a time; 65536: the module's own, one block
+BLOCKS = [8, 1, least_squares.BLOCK]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_the_blockwise_optimum_is_numpys_lstsq_of_all_the_rows(monkeypatch, block):
+    monkeypatch.setattr(least_squares, "BLOCK", block)
+    x, y = unscaled_data()
+    design, targets = with_ones(x), y.double().numpy()
+    solution, *_ = np.linalg.lstsq(design, targets, rcond=None)  # (3 + 1, 2)
+    best = optimum(x, y)
+    np.testing.assert_allclose(best.weight, solution[:-1].T, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(best.bias, solution[-1], rtol=1e-9, atol=1e-9)
+    assert np.abs(solution[-1]).min() > 1  # the intercepts are far from 0: a lost column of ones shows
+    assert best.mse == pytest.approx(np.mean((design @ solution - targets) ** 2), rel=1e-9)
+    assert best.mse == pytest.approx(0.25, rel=0.3)  # the noise's variance, 0.5²: not an exact fit
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_the_blockwise_mse_is_numpys_of_all_the_rows(monkeypatch, block):
+    monkeypatch.setattr(least_squares, "BLOCK", block)
+    x, y = unscaled_data()
+    weight = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], dtype=torch.float64)  # float64, as train passes it
+    bias = torch.tensor([6.0, -2.0], dtype=torch.float64)
+    residual = x.double().numpy() @ weight.numpy().T + bias.numpy() - y.double().numpy()
+    assert mse(x, y, weight, bias) == pytest.approx(np.mean(residual**2), rel=1e-12)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_the_blockwise_limit_is_2_over_the_largest_eigenvalue_of_all_the_rows(monkeypatch, block):
+    monkeypatch.setattr(least_squares, "BLOCK", block)
+    x, _ = unscaled_data()
+    design = with_ones(x)
+    # λmax of H = (2/N)·X̃ᵀX̃ from the singular values of X̃ itself, not from a sum of Gram blocks
+    largest = 2 / len(design) * np.linalg.svd(design, compute_uv=False)[0] ** 2
+    without_ones = 2 / len(design) * np.linalg.svd(x.double().numpy(), compute_uv=False)[0] ** 2
+    assert abs(largest - without_ones) > 1e-3 * largest  # the inputs are not centred: the ones column counts
+    assert stability_limit(x) == pytest.approx(2 / largest, rel=1e-9)
+    assert stability_limit(x, momentum=0.9) == pytest.approx(2 * 1.9 / largest, rel=1e-9)
+    assert stability_limit(x, weight_decay=0.5) == pytest.approx(2 / (largest + 0.5), rel=1e-9)
+    assert stability_limit(x, momentum=0.5, weight_decay=3.0) == pytest.approx(2 * 1.5 / (largest + 3.0), rel=1e-9)
+
+
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize(("factor", "status"), [(0.95, "ok"), (1.05, "diverged")])
 def test_a_full_batch_run_converges_just_below_the_limit_and_diverges_just_above(tmp_path, factor, status):
     lr = factor * 2 / max(notebook_eigenvalues().real)
@@ -55,6 +115,7 @@ def test_a_full_batch_run_converges_just_below_the_limit_and_diverges_just_above
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_reported_optimum_is_numpys_lstsq_of_the_training_rows(tmp_path):
     rng = np.random.default_rng(3)
     features = rng.normal(size=(200, 3)) * [1.0, 10.0, 0.1]
