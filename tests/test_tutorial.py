@@ -108,6 +108,7 @@ def test_closed_form_of_the_seed_data():
     assert tutorial.closed_form(with_bias=True) == pytest.approx((2.0, 0.0), abs=1e-12)
 
 
+@pytest.mark.e2e
 def test_tutorial_all_runs_every_cell(tmp_path):
     result = run_command(["scripts/tutorial.py", "all"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -116,12 +117,23 @@ def test_tutorial_all_runs_every_cell(tmp_path):
     assert NUMPY_PRINTED in result.stdout and AUTOGRAD_PRINTED in result.stdout
 
 
+@pytest.mark.e2e
 def test_tutorial_single_cell_with_options(tmp_path):
-    result = run_command(["scripts/tutorial.py", "numpy", "--lr", "0.01", "--iters", "20"], cwd=tmp_path)
+    """Options other than the cell's defaults (lr 0.01, 20 iters, the notebook's summed gradient) take effect."""
+    options = ["--lr", "0.001", "--iters", "6", "--true-gradient"]
+    result = run_command(["scripts/tutorial.py", "numpy", *options], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert NUMPY_PRINTED in result.stdout
+    printed = result.stdout.splitlines()
+    assert printed[0] == "## numpy" and printed[1:-1] == tutorial.numpy_loop(0.001, 6, true_gradient=True).lines
+    # by hand: the true gradient at w = 0 is mean(2x·(0 - 2x)) = -30, so w = 0.001 · 30 after epoch 1 (the
+    # notebook's sum would give 0.120, lr 0.01 0.300); then 2 - w shrinks by 1 - 0.001 · 15 a step, 6 steps
+    assert printed[2] == "epoch 1: w= 0.030, loss =30.00000000"
+    assert [line.split(":")[0] for line in printed if line.startswith("epoch")] == ["epoch 1", "epoch 3", "epoch 5"]
+    assert f"Prediction after training: f(5) = {5 * (2 - 2 * 0.985**6):.3f}" in printed
+    assert NUMPY_PRINTED not in result.stdout
 
 
+@pytest.mark.e2e
 def test_tutorial_unknown_cell_lists_the_cells(tmp_path):
     result = run_command(["scripts/tutorial.py", "nope"], cwd=tmp_path)
     assert result.returncode == 2
@@ -129,6 +141,7 @@ def test_tutorial_unknown_cell_lists_the_cells(tmp_path):
     assert all(f"'{name}'" in result.stderr for name in tutorial.CELLS)
 
 
+@pytest.mark.e2e
 def test_tutorial_option_a_cell_does_not_take(tmp_path):
     result = run_command(["scripts/tutorial.py", "accumulate", "--lr", "0.1"], cwd=tmp_path)
     assert result.returncode == 2
@@ -143,6 +156,7 @@ def test_a_diverging_cell_says_so():
         assert not cell().lines[-1].startswith("diverged")  # the notebook's own settings converge
 
 
+@pytest.mark.e2e
 def test_every_option_a_cell_lists_is_accepted(tmp_path):
     result = run_command(["scripts/tutorial.py", "accumulate", "--epochs", "2"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
