@@ -51,17 +51,15 @@ def _interrupt_mid_epoch(cwd, signum, attempts=4):
     pytest.fail(f"{attempts} interruptions all stopped on an epoch boundary")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signum, uninterrupted):
-
+    """Stopped mid-epoch by either signal (Ctrl-C or a scheduler's SIGTERM), then resumed: the same weights."""
     part_dir, stdout, interrupted = _interrupt_mid_epoch(tmp_path, signum)
     assert interrupted["status"] == "interrupted" and interrupted["interrupted_by"] == signum.name
     assert 0 < interrupted["steps"] < 1000
     assert _state(part_dir)["global_step"] == interrupted["steps"]
     assert f"continue with: python scripts/train.py resume={part_dir.relative_to(tmp_path)}" in stdout
-
-    if signum == signal.SIGINT:
-        return  # resuming does not depend on which signal stopped the run: SIGTERM's case checks it
 
     resumed = train_command(tmp_path, f"resume={part_dir}", run_dir=tmp_path / "resumed")
     assert resumed.returncode == 0, resumed.stderr
@@ -74,6 +72,7 @@ def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signu
     assert read_json(part_dir / "results.json") == interrupted  # the interrupted run's folder is left alone
 
 
+@pytest.mark.e2e
 def test_same_config_and_seed_give_identical_numbers(tmp_path, uninterrupted):
     again = train_command(tmp_path, *MINI_BATCH, run_dir=tmp_path / "again")  # seed=0, shuffled mini-batches
     assert again.returncode == 0, again.stderr
@@ -85,6 +84,7 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path, uninterrupted):
     assert "seed: 0" in (tmp_path / "again" / ".hydra" / "config.yaml").read_text()
 
 
+@pytest.mark.e2e
 def test_a_killed_job_leaves_whole_files_and_the_summary_marks_it(tmp_path):
     process = start_train(tmp_path, "-m", "iters=5,100000")
     sweeps = tmp_path / "outputs" / "multirun"
