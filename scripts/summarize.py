@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from linreg.config import OBJECTIVES
+from linreg.record import OBJECTIVES
 from linreg.sweep import summarize
 
 

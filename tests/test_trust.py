@@ -113,24 +113,24 @@ def test_a_killed_job_leaves_whole_files_and_the_summary_marks_it(tmp_path):
 
 
 def test_results_are_written_atomically(tmp_path, monkeypatch):
-    from linreg import results
+    from linreg import record
 
-    results.write_results(tmp_path, {"status": "ok", "value": 1.0})
+    record.write(tmp_path, {"status": "ok", "value": 1.0})
     original = os.replace
 
     def crash(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", crash)
+    monkeypatch.setattr(record.os, "replace", crash)
     with pytest.raises(OSError):
-        results.write_results(tmp_path, {"status": "ok", "value": 2.0})
-    monkeypatch.setattr(results.os, "replace", original)
+        record.write(tmp_path, {"status": "ok", "value": 2.0})
+    monkeypatch.setattr(record.os, "replace", original)
     assert json.loads((tmp_path / "results.json").read_text()) == {"status": "ok", "value": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
 
 
 def test_non_finite_numbers_become_null_in_results(tmp_path):
-    from linreg.results import write_results
+    from linreg import record
 
-    write_results(tmp_path, {"loss": float("inf"), "w": [[float("nan"), 1.5]]})
+    record.write(tmp_path, {"loss": float("inf"), "w": [[float("nan"), 1.5]]})
     assert json.loads((tmp_path / "results.json").read_text()) == {"loss": None, "w": [[None, 1.5]]}

@@ -23,10 +23,11 @@ from hydra.errors import CompactHydraException, MissingConfigException, Override
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from linreg import record
 from linreg.config import GROUPS, run_config
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
-from linreg.results import FINISHED, RESULTS_FILE, split_overrides, write_results
+from linreg.record import RESULTS_FILE, Status
 from linreg.run_folder import discard_unused_folder
 from linreg.sweep import write_tables
 from linreg.targets import allowed_class, targets
@@ -38,16 +39,18 @@ def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
     `config_dir` is the app's config folder: a mistyped key is answered with the nearest keys found there.
 
     Hydra prints these errors over several lines and exits with 1. Hydra raises them instead of printing
-    them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to see Hydra's own report.
+    them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to 1 to see Hydra's own report
+    (only 1 asks for it: many shells set it to 0).
     """
     try:
         refuse_bad_overrides(sys.argv[1:])
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if os.environ.get("HYDRA_FULL_ERROR") is not None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
         app()
         return
+    users_setting = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         app()
@@ -63,7 +66,10 @@ def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
         discard_unused_folder()
         sys.exit(128 + signal.SIGINT)
     finally:
-        del os.environ["HYDRA_FULL_ERROR"]
+        if users_setting is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = users_setting
 
 
 def refuse_bad_overrides(args: Sequence[str]) -> None:
@@ -159,9 +165,10 @@ def main(cfg: DictConfig) -> float:
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
         cfg = run_config(cfg, overrides)  # before Lightning's import: a bad value fails at once
         _import_training_once()
-        from linreg.train import is_global_zero, train
+        from linreg.outcome import is_global_zero
+        from linreg.train import train
 
-        record = train(cfg, run_dir, overrides)
+        result = train(cfg, run_dir, overrides)
     except OSError as error:  # train() has marked its results.json "failed" (or removed it)
         if not multirun:
             print(f"error: {fault_line(error)}", file=sys.stderr)
@@ -174,15 +181,15 @@ def main(cfg: DictConfig) -> float:
             discard_unused_folder()
             sys.exit(2)
         print(f"error: job {hydra_cfg.job.override_dirname}: {error}", file=sys.stderr)
-        write_results(run_dir, {"status": "failed", "error": str(error), "overrides": split_overrides(overrides)})
+        record.refused(run_dir, error, overrides)
         return math.inf
     if is_global_zero():
-        print("\n".join(summary_lines(record, run_dir)))
-    if record["status"] == "interrupted":
+        print("\n".join(record.summary_lines(result, run_dir)))
+    if result["status"] == Status.INTERRUPTED:
         if multirun:  # the sweep stops here: its tables still list what ran (Hydra's callback will not)
             write_tables(Path(hydra_cfg.sweep.dir), cfg.objective)
-        sys.exit(128 + signal.Signals[record["interrupted_by"]].value)  # the shell's convention for a signal
-    return objective(record, cfg.objective)
+        sys.exit(128 + signal.Signals[result["interrupted_by"]].value)  # the shell's convention for a signal
+    return record.objective(result, cfg.objective)
 
 
 def _import_training_once() -> None:
@@ -200,98 +207,3 @@ def _import_training_once() -> None:
 
     gc.freeze()
     gc.enable()
-
-
-def objective(record: dict[str, Any], name: str) -> float:
-    """The number a sweeper minimises: +inf for a run that diverged or failed, so a search moves on."""
-    value = record.get(name)
-    return float(value) if record.get("status") in FINISHED and value is not None else math.inf
-
-
-def summary_lines(record: dict[str, Any], run_dir: Path) -> list[str]:
-    """What the terminal shows at the end: the notebook's f(5) lines (none without a test split), a linear
-    model's w and b in the data's units, the loss as trained (standardized units if so), the metrics there are."""
-    lines = []
-    if record["test_inputs"]:
-        x = record["test_inputs"][0]
-        label = f"{x[0]:g}" if len(x) == 1 else "[" + ", ".join(f"{v:g}" for v in x) + "]"
-        lines += [
-            f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
-            f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
-        ]
-    learned = [f"{short} = {_fmt(record[key])}" for key, short in (("weight", "w"), ("bias", "b")) if key in record]
-    if learned:  # a linear model's learned parameters; other models have none worth printing
-        lines.append(", ".join(learned))
-    if record["status"] == "interrupted":
-        lines.append(
-            f"interrupted by {record['interrupted_by']} at step {record['steps']} of {record['iters']}; "
-            f"continue with: python scripts/train.py resume={_relative_to_cwd(run_dir)}"
-        )
-    elif record["status"] == "diverged":
-        lines.append(
-            f"diverged at step {record['diverged_at_step']}: the loss became {record['train_loss']}; {_hint(record)}"
-        )
-    else:
-        if record["status"] == "stopped":
-            lines.append(
-                f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}: "
-                f"{record['stop_reason']}"
-            )
-        units = " (standardized)" if record.get("standardize") else ""
-        metrics = [f"final train loss{units} {_metric(record['train_loss'], '.8f')}"]
-        metrics += [f"val mse {_metric(record['val_mse'], '.8f')}"] if "val_mse" in record else []
-        metrics += [f"val r2 {_metric(record['val_r2'], '.4f')}"] if "val_r2" in record else []
-        lines.append(f"{', '.join(metrics)} after {record['steps']} steps ({record['wall_s']:.2f} s)")
-        if "test_mse" in record:  # absent with test_fraction=0
-            lines.append(
-                f"test mse {_metric(record['test_mse'], '.8f')}, test mae {_metric(record['test_mae'], '.8f')}, "
-                f"test r2 {_metric(record['test_r2'], '.4f')} (the test split, scored once)"
-            )
-        lines.append(_against_optimum(record))
-    lines.append(f"run folder: {_relative_to_cwd(run_dir)}")
-    return lines
-
-
-def _against_optimum(record: dict[str, Any]) -> str:
-    """The run beside the best possible linear fit of its training data (a baseline, for other models)."""
-    line = (
-        f"train mse {_metric(record['train_mse'], '.3g')} vs the least-squares optimum's "
-        f"{_metric(record['optimum_mse'], '.3g')} (excess {_metric(record['excess_mse'], '.3g')}"
-    )
-    if record.get("parameter_distance") is None:
-        return line + "; the linear optimum is this model's baseline)"
-    trained = "standardized " if record.get("standardize") else ""  # the distance is measured where it trained
-    return line + f", distance of {trained}w, b from it {record['parameter_distance']:.3g})"
-
-
-def _hint(record: dict[str, Any]) -> str:
-    """What to try after a divergence: below the data's stability limit, when the lr was above it."""
-    limit = record.get("stability_limit")
-    if record.get("above_stability_limit") and limit:
-        from linreg.least_squares import limit_line  # after training: numpy is loaded by then
-
-        return f"{limit_line(record['lr'], limit, record.get('standardize', False))}; try an lr below it"
-    return f"try a smaller lr than {record['lr']}"
-
-
-def _metric(value: float | None, spec: str) -> str:
-    """n/a where a metric does not exist: R2 of one sample, the loss of a run stopped before its first step."""
-    return "n/a" if value is None else format(value, spec)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, list) and len(value) == 1:  # one output, one feature: print a number
-        return _fmt(value[0])
-    if isinstance(value, list):
-        return "[" + ", ".join(_fmt(item) for item in value) + "]"
-    if value is None:
-        return "nan"
-    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"  # a diverged run's 1.83e+20, not 21 digits
-
-
-def _relative_to_cwd(path: Path) -> Path:
-    """The path as the user would type it: relative when it is below the working directory."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path

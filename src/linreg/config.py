@@ -1,22 +1,23 @@
-"""The checks a composed config must pass before anything is built or written, and the rules they use.
+"""The run-level checks a composed config must pass before anything is built or written, and their rules.
 
 Hydra parses `lr=abc` into the string "abc" and `iters=0` into a valid int, so each value is checked, and
 each failure is one line naming the key, the value and what is expected. `check` covers the run's own
-keys; the classes the config names check theirs with `require_number` and `require_count`.
+keys; the classes the config names check theirs with `linreg.checks` when they are built.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from linreg.checks import require_count, require_float32, require_number
 from linreg.errors import InvalidInput
+from linreg.hardware import require_gpu_if_asked
+from linreg.record import OBJECTIVES
 from linreg.resume import resume_config
 from linreg.suggest import dotted_keys
 from linreg.targets import refuse_unallowed_targets
@@ -24,53 +25,9 @@ from linreg.targets import refuse_unallowed_targets
 # The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
 GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 
-OBJECTIVES = ("val_mse", "val_mae", "train_loss")
 # The top-level keys a run reads (conf/train.yaml's, a test holds them equal): `+name=...` beside them adds a key
 # that nothing reads, unless an interpolation such as `hydra.run.dir=runs/${name}` uses it.
 TOP_LEVEL_KEYS = ("lr", "iters", "seed", "threads", "objective", "resume", *GROUPS)
-
-
-def require_number(key: str, value: object, minimum: float | None = None, positive: bool = False) -> None:
-    """A finite int or float (not a bool, not a string), optionally bounded below."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{key}: {value!r} is not a number; expected a finite number")
-    if positive and value <= 0:
-        raise InvalidInput(f"{key}: {value!r} is not allowed; expected a number > 0")
-    if minimum is not None and value < minimum:
-        raise InvalidInput(f"{key}: {value!r} is not allowed; expected a number >= {minimum:g}")
-
-
-# The largest float32: the model, its data and its optimizer compute in float32, where anything beyond is inf.
-FLOAT32_MAX = 3.4028234663852886e38
-
-
-def require_float32(key: str, value: float) -> None:
-    """A number float32 can hold: `lr=1e308` would otherwise fail inside the optimizer's first step."""
-    if abs(value) > FLOAT32_MAX:
-        raise InvalidInput(f"{key}: {value:g} is beyond float32's range; expected a magnitude below {FLOAT32_MAX:.3g}")
-
-
-def require_count(key: str, value: object, minimum: int, optional: bool = False, maximum: int | None = None) -> None:
-    """A whole number >= minimum (and <= maximum, if given), or null where `optional`."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = f"a whole number >= {minimum}" + (" or null" if optional else "")
-        raise InvalidInput(f"{key}: {value!r} is not allowed; expected {expected}")
-    if maximum is not None and value > maximum:
-        raise InvalidInput(f"{key}: {value} is too large; expected a whole number <= {maximum}")
-
-
-def require_choice(key: str, value: object, choices: Iterable[str]) -> None:
-    """One of a fixed set of names."""
-    if value not in choices:
-        raise InvalidInput(f"{key}: {value!r} is not allowed; expected one of {', '.join(choices)}")
-
-
-def require_sizes(key: str, value: object) -> None:
-    """A list of whole numbers >= 1, such as layer sizes (an empty list is allowed)."""
-    if not isinstance(value, list | tuple) or not all(type(n) is int and n >= 1 for n in value):
-        raise InvalidInput(f"{key}: {value!r} is not allowed; expected a list of whole numbers >= 1")
 
 
 def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
@@ -206,42 +163,3 @@ def _interpolated(key: str, cfg: DictConfig) -> bool:
     if HydraConfig.initialized():
         texts.append(OmegaConf.to_yaml(HydraConfig.get()))
     return any(re.search(r"\$\{\s*" + re.escape(key) + r"\s*[.}]", text) for text in texts)
-
-
-def require_gpu_if_asked(trainer: DictConfig) -> None:
-    """`trainer=gpu` where torch sees no GPU: said at once, not as Lightning's exception after its import."""
-    if trainer.get("accelerator") not in ("gpu", "cuda"):
-        return
-    import torch  # only here: a config is checked before torch's import (about 2 s) starts
-
-    if not torch.cuda.is_available():
-        raise InvalidInput(
-            f"trainer.accelerator: {trainer.accelerator!r}, but torch {torch.__version__} sees no CUDA GPU here; "
-            "expected a machine with an NVIDIA GPU and a CUDA build of torch, or trainer=cpu"
-        )
-
-
-# float32 X and Y, their train/val/test copies, and a float64 parse or generation buffer: about 4x the data
-BYTES_PER_VALUE = 4 * 4
-
-
-def require_memory(key: str, needed: int) -> None:
-    """Refuse data that would not fit in the memory available now: a clear error instead of a swap storm."""
-    available = available_memory()
-    if needed > 0.8 * available:
-        raise InvalidInput(
-            f"{key}: the data needs about {needed / 2**30:.1f} GiB in memory, more than the "
-            f"{available / 2**30:.1f} GiB available; expected a smaller data set"
-        )
-
-
-def available_memory() -> int:
-    """Bytes the kernel says a process can still allocate without swapping (MemAvailable)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

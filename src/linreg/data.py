@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from linreg import least_squares
-from linreg.config import require_count
+from linreg.checks import require_count
 from linreg.errors import InvalidInput
 from linreg.least_squares import Optimum
 from linreg.sources import Source, Split, Splits

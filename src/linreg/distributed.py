@@ -3,7 +3,7 @@
 Lightning starts DDP's processes itself on one machine, by re-running the command line. Across machines an
 external launcher starts every process (torchrun, or SLURM's srun), and Lightning takes the ranks from its
 environment (`TorchElasticEnvironment`, `SLURMEnvironment`). Each of those processes composes its own Hydra
-config, so the run folder must come from something they share, not from each one's clock.
+config, so the run folder's name must come from something they share (`launch_time`), not each one's clock.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from linreg.config import require_count
+from linreg.checks import require_count
 from linreg.errors import InvalidInput
+from linreg.hardware import require_gpus
 
 # Launchers whose jobs' processes SLURM starts, one per task (srun): DDP may run inside their sweeps.
 SLURM_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",)
-MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
 STORE_TIMEOUT = datetime.timedelta(minutes=5)  # how long a torchrun rank waits for rank 0's run folder
 
 
@@ -88,7 +86,7 @@ def require_processes(trainer: object, environ: Mapping[str, str] = os.environ) 
                 f"nodes; expected torchrun --nnodes={num_nodes} on each node, hydra/launcher=slurm, "
                 "or trainer.num_nodes=1"
             )
-        _require_gpus(trainer, devices)
+        require_gpus(trainer, devices)
         return
     if devices != started.per_node or devices * num_nodes != started.world_size:
         nodes = started.world_size // started.per_node
@@ -96,20 +94,6 @@ def require_processes(trainer: object, environ: Mapping[str, str] = os.environ) 
             f"trainer.devices: {devices} per node x trainer.num_nodes={num_nodes} is {devices * num_nodes} "
             f"processes, but {started.launcher} started {started.world_size} ({started.per_node} per node); "
             f"expected trainer.devices={started.per_node} trainer.num_nodes={nodes}"
-        )
-
-
-def _require_gpus(trainer: DictConfig, devices: int) -> None:
-    """More GPUs than torch sees: Lightning's own error comes only after a long import."""
-    if trainer.get("accelerator") not in ("gpu", "cuda"):
-        return
-    import torch  # only here: the checks run before torch's import (about 2 s) starts
-
-    available = torch.cuda.device_count()
-    if 0 < available < devices:
-        raise InvalidInput(
-            f"trainer.devices: {devices} GPUs, but torch sees {available} here; "
-            f"expected trainer.devices={available} or fewer, or a launcher with more machines"
         )
 
 
@@ -131,48 +115,3 @@ def launch_time() -> datetime.datetime:
     if environ["RANK"] == "0":
         store.set(key, datetime.datetime.now().isoformat())
     return datetime.datetime.fromisoformat(store.get(key).decode())
-
-
-def run_name(_root_: DictConfig) -> str:
-    """`${run_name:}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the same in every process of one run,
-    readable in TensorBoard's run list (`..._iters-500_lr-0.1`).
-
-    Under srun the tasks of one step share its job and step ids: `<date>/slurm-<job>.<step>` (the job's
-    start day from squeue), the names SLURM users look for. Otherwise the launch time, rank 0's under torchrun.
-    The overrides (the same command line in every process) follow, one folder level.
-    """
-    environ = os.environ
-    if "SLURM_STEP_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
-        name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
-    else:
-        name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
-    readable = _readable(_root_)
-    return f"{name}_{readable}" if readable else name
-
-
-def _readable(root: DictConfig) -> str:
-    """The command line's overrides as a file name, read as typed: `lr=${nosuch}` is text here, not resolved.
-
-    `-` and `_` for `=` and `,`, and nothing that Hydra's override grammar or a shell would read (brackets,
-    braces, quotes, spaces, `/`), so the folder can be typed unquoted in `resume=<run folder>`.
-    """
-    overrides = OmegaConf.to_container(root.hydra.overrides.task, resolve=False)
-    excluded = set(OmegaConf.to_container(root.hydra.job.config.override_dirname.exclude_keys, resolve=False))
-    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
-    text = "_".join(kept).replace("=", "-").replace(",", "_")
-    return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:MAX_NAME_OVERRIDES]
-
-
-def _slurm_job_start() -> datetime.datetime:
-    """The job's start time as slurmctld has it (every task on every node reads the same one)."""
-    try:
-        output = subprocess.run(
-            ["squeue", "--noheader", "--format=%S", "--jobs", os.environ["SLURM_JOB_ID"]],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout  # fmt: skip
-        return datetime.datetime.fromisoformat(output.strip())
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return launch_time()  # no squeue here: this task's clock
-
-
-OmegaConf.register_new_resolver("run_name", run_name, replace=True)

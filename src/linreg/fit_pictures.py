@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from linreg.least_squares import Optimum
-from linreg.results import write_atomically
+from linreg.record import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.lines import Line2D

@@ -93,10 +93,3 @@ def parameter_distance(weight: list[list[float]], bias: list[float], best: Optim
     learned = np.concatenate([np.ravel(weight), np.ravel(bias)])
     target = np.concatenate([np.ravel(best.weight), np.ravel(best.bias)])
     return float(np.linalg.norm(learned - target))
-
-
-def limit_line(lr: float, limit: float, standardized: bool = False) -> str:
-    """`lr 1.0 is above this data's stability limit 0.1198`: the warning's words and a diverged run's hint;
-    the limit of the standardized data when that is what trains (`data.standardize`)."""
-    data = "the standardized data's" if standardized else "this data's"
-    return f"lr {lr} is above {data} stability limit {limit:.4g} (full-batch gradient descent)"

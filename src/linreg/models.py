@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.regression import R2Score
 
-from linreg.config import require_choice, require_sizes
+from linreg.checks import require_choice, require_sizes
 from linreg.errors import InvalidInput
 from linreg.standardization import Standardization
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from linreg import record
 from linreg.checkpoint import load_model
-from linreg.config import FLOAT32_MAX
+from linreg.checks import FLOAT32_MAX
 from linreg.errors import InvalidInput
-from linreg.results import CHECKPOINT, RESULTS_FILE, read_results
+from linreg.record import CHECKPOINT, RESULTS_FILE, Status
 
 
 def checkpoint_path(target: str | Path) -> Path:
@@ -54,13 +55,10 @@ def refuse_diverged_run(path: Path) -> None:
     run_dir = path.parent.parent
     if path.parent.name != CHECKPOINT.parent.name or not (run_dir / RESULTS_FILE).is_file():
         return
-    try:
-        record = read_results(run_dir)
-    except (OSError, ValueError):
-        return
-    if isinstance(record, dict) and record.get("status") == "diverged":
+    if record.read_status(run_dir) == Status.DIVERGED:
+        reason = record.read(run_dir).get("stop_reason") or "its loss became inf"
         raise InvalidInput(
-            f"checkpoint: the run in '{run_dir}' diverged ({record.get('stop_reason') or 'its loss became inf'}), "
+            f"checkpoint: the run in '{run_dir}' diverged ({reason}), "
             "so its weights predict nothing; expected a run that finished, e.g. trained again with a smaller lr"
         )
 

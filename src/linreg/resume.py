@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from linreg.errors import InvalidInput
-from linreg.results import CHECKPOINT, read_results
+from linreg.record import CHECKPOINT, Status, read_status
+
+if TYPE_CHECKING:
+    from linreg.data import RegressionDataModule
+    from linreg.models import Regression
 
 CHANGEABLE = ("resume", "iters")
 
@@ -33,7 +38,7 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         raise InvalidInput(
             f"resume: a resumed run keeps the config it started with; only iters may change, not {changed[0]}"
         )
-    if _status(run_dir) == "diverged":
+    if read_status(run_dir) == Status.DIVERGED:
         raise InvalidInput(f"resume: the run in {run_dir} diverged; expected a new run, with a smaller lr")
     resumed = OmegaConf.load(saved)
     if isinstance(resumed.get("trainer"), DictConfig) and "max_time" in resumed.trainer:
@@ -53,10 +58,28 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return resumed
 
 
-def _status(run_dir: Path) -> str | None:
-    """The status its results.json records, if it has a readable one."""
-    try:
-        record = read_results(run_dir)
-    except (OSError, ValueError):
-        return None
-    return record.get("status") if isinstance(record, dict) else None
+def restore_weights(model: Regression, cfg: DictConfig, datamodule: RegressionDataModule) -> None:
+    """Load the resumed run's weights into `model`, once its checkpoint is known to fit this run.
+
+    An unsafe, damaged or mismatched file is refused with one line; `fit()` then restores the optimizer and
+    the loop counters from the same file.
+    """
+    from linreg.checkpoint import model_from_checkpoint, read_checkpoint  # torch: after the config checks
+
+    path = Path(cfg.resume) / CHECKPOINT
+    checkpoint = read_checkpoint(path)
+    reached = int(checkpoint.get("global_step", 0))
+    if reached >= cfg.iters:
+        raise InvalidInput(
+            f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
+            f"expected more steps to train on, e.g. iters={2 * reached}"
+        )
+    saved = checkpoint.get("hyper_parameters") or {}
+    shape = {"in_features": datamodule.n_features, "out_features": datamodule.n_targets}
+    if any(saved.get(key, value) != value for key, value in shape.items()):  # a CSV whose columns changed
+        raise InvalidInput(
+            f"resume: the run in {cfg.resume} was trained on {saved.get('in_features')} input and "
+            f"{saved.get('out_features')} target column(s), but data={datamodule.name} now has "
+            f"{shape['in_features']} and {shape['out_features']}; expected the data the run started with"
+        )
+    model.load_state_dict(model_from_checkpoint(checkpoint, path).state_dict())

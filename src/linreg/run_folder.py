@@ -1,4 +1,5 @@
-"""No run writes into another run's folder: a run or sweep folder that already holds files is refused.
+"""A run's folder: its name (`${run_name:}`), and no run writing into another's: a run or sweep folder that
+already holds files is refused.
 
 Hydra creates the folder and writes `.hydra/` and a log file into it before the job starts, so the check is a
 Hydra callback that runs first (`on_run_start`, `on_multirun_start`, configured in `conf/train.yaml`). The
@@ -9,17 +10,23 @@ at once with the same folder cannot both pass.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linreg.distributed import launch_time
 from linreg.errors import InvalidInput, fault_line
+
+MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
 
 # Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
 # distributed run; only the first process claims the folder, the others join it.
@@ -130,3 +137,48 @@ def discard_unused_folder() -> None:
             with contextlib.suppress(OSError):
                 folder.parent.rmdir()  # only if empty
     _claimed.clear()
+
+
+def run_name(_root_: DictConfig) -> str:
+    """`${run_name:}` in `hydra.run.dir`: `<date>/<time>_<overrides>`, the same in every process of one run,
+    readable in TensorBoard's run list (`..._iters-500_lr-0.1`).
+
+    Under srun the tasks of one step share its job and step ids: `<date>/slurm-<job>.<step>` (the job's
+    start day from squeue), the names SLURM users look for. Otherwise the launch time, rank 0's under torchrun.
+    The overrides (the same command line in every process) follow, one folder level.
+    """
+    environ = os.environ
+    if "SLURM_STEP_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
+        name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
+    else:
+        name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
+    readable = _readable(_root_)
+    return f"{name}_{readable}" if readable else name
+
+
+def _readable(root: DictConfig) -> str:
+    """The command line's overrides as a file name, read as typed: `lr=${nosuch}` is text here, not resolved.
+
+    `-` and `_` for `=` and `,`, and nothing that Hydra's override grammar or a shell would read (brackets,
+    braces, quotes, spaces, `/`), so the folder can be typed unquoted in `resume=<run folder>`.
+    """
+    overrides = OmegaConf.to_container(root.hydra.overrides.task, resolve=False)
+    excluded = set(OmegaConf.to_container(root.hydra.job.config.override_dirname.exclude_keys, resolve=False))
+    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
+    text = "_".join(kept).replace("=", "-").replace(",", "_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:MAX_NAME_OVERRIDES]
+
+
+def _slurm_job_start() -> datetime.datetime:
+    """The job's start time as slurmctld has it (every task on every node reads the same one)."""
+    try:
+        output = subprocess.run(
+            ["squeue", "--noheader", "--format=%S", "--jobs", os.environ["SLURM_JOB_ID"]],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        return datetime.datetime.fromisoformat(output.strip())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return launch_time()  # no squeue here: this task's clock
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)

@@ -24,16 +24,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from linreg.config import (
-    BYTES_PER_VALUE,
-    FLOAT32_MAX,
-    require_count,
-    require_float32,
-    require_memory,
-    require_number,
-)
+from linreg.checks import FLOAT32_MAX, require_count, require_float32, require_number
 from linreg.errors import InvalidInput
-from linreg.tutorial import SEED_TEST_X, SEED_TEST_Y, SEED_X, SEED_Y
+from linreg.hardware import BYTES_PER_VALUE, require_memory
+
+# The notebook's data: f(x) = 2x on four points, and the input it predicts, x = 5 (target 10); `SeedData`
+# serves them, and the tutorial's cells (`linreg.tutorial`) train on them.
+SEED_X = [[1.0], [2.0], [3.0], [4.0]]
+SEED_Y = [[2.0], [4.0], [6.0], [8.0]]
+SEED_TEST_X = [[5.0]]
+SEED_TEST_Y = [[10.0]]
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,17 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from linreg.results import FINISHED, read_results, write_atomically
+from linreg import record
+from linreg.record import FINISHED, LANDMARKS, METRICS, Status, write_atomically
 
-METRICS = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_mae", "test_r2")
-# How far each job ended from the best possible (least-squares) fit of its training data, and the data's
-# full-batch stability limit (linreg.least_squares).
-LANDMARKS = ("optimum_mse", "excess_mse", "parameter_distance", "stability_limit")
 # Not hyperparameters: which search ran, not what it tried.
 HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
 MAX_CURVE_LABELS = 12  # jobs named in the curves' legend; a longer search keeps the table for names
-STATUS_ORDER = {"ok": 0, "stopped": 0, "diverged": 1, "interrupted": 2, "failed": 3, "running": 4, "missing": 5}
+# Best first: finished jobs by the objective, then diverged, interrupted, failed and unfinished ones.
+STATUS_ORDER = {
+    Status.OK: 0, Status.STOPPED: 0, Status.DIVERGED: 1, Status.INTERRUPTED: 2, Status.FAILED: 3, Status.RUNNING: 4,
+    Status.MISSING: 5,
+}  # fmt: skip
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -44,12 +45,12 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         if job_dir == sweep_dir and not (job_dir / "results.json").exists():
             continue  # the sweep's own folder, unless a sweep without overrides ran its one job there
         try:
-            record = read_results(job_dir)
-        except (OSError, json.JSONDecodeError):
-            record = {"status": "missing"}
-        if not isinstance(record, dict):
-            record = {"status": "missing"}  # not a record this project wrote
-        rows.append({"job": str(job_dir.relative_to(sweep_dir)), **record})
+            job = record.read(job_dir)
+        except (OSError, ValueError):
+            job = {"status": Status.MISSING}
+        if not isinstance(job, dict):
+            job = {"status": Status.MISSING}  # not a record this project wrote
+        rows.append({"job": str(job_dir.relative_to(sweep_dir)), **job})
     return rows
 
 
@@ -83,7 +84,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 row["job"],
                 *(str(overrides.get(k, "")) for k in override_keys),
                 *(str(row.get(key, "")) for key in built),
-                row.get("status", "missing"),
+                str(row.get("status", Status.MISSING)),
                 *(_number(row.get(m)) for m in METRICS),
                 *(_number(row.get(m), digits=4) for m in LANDMARKS),
                 *parameters,
@@ -148,7 +149,7 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
     rows = [
         row
         for row in collect(sweep_dir)
-        if row.get("status") == "diverged" or (row.get("status") in FINISHED and row.get(objective) is not None)
+        if row.get("status") == Status.DIVERGED or (row.get("status") in FINISHED and row.get(objective) is not None)
     ]
     figure = Figure(figsize=(12, 4.8))
     # fixed margins: constrained layout measured every tick label twice, half the plot's cost (about 0.3 s)
@@ -163,7 +164,7 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
         done = [r for r in group if r["status"] in FINISHED]
         # clip_on=False: a value of exactly 0 sits on the bottom edge, whole
         (line,) = by_lr.plot([r["lr"] for r in done], [r[objective] for r in done], "o-", label=label, clip_on=False)
-        diverged = [r for r in group if r["status"] == "diverged"]
+        diverged = [r for r in group if r["status"] == Status.DIVERGED]
         by_lr.plot([r["lr"] for r in diverged], [top] * len(diverged), "x", color=line.get_color(), ms=10, mew=2)
     for row in rows:
         _draw_curve(curves, row, top)
@@ -176,7 +177,7 @@ def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
         by_lr.axvline(
             limit, color="red", linestyle=":", label=f"stability limit {limit:.4g}" if limit == limits[0] else None
         )
-    if any(r["status"] == "diverged" for r in rows):
+    if any(r["status"] == Status.DIVERGED for r in rows):
         by_lr.plot([], [], "kx", mew=2, label="diverged (at step)")
     by_lr.set(xscale="log", xlabel="lr", ylabel=f"{objective} (symlog: 0 is 0)")
     by_lr.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
@@ -215,7 +216,7 @@ def _draw_curve(axes: Any, row: dict[str, Any], top: float) -> None:
     points = [(step, value) for step, value in row.get("val_curve") or [] if value is not None and math.isfinite(value)]
     steps, values = [step for step, _ in points], [value for _, value in points]
     (line,) = axes.plot(steps, values, "-", alpha=0.85, linewidth=1.2, label=row["job"])
-    if row["status"] == "diverged" and row.get("diverged_at_step") is not None:
+    if row["status"] == Status.DIVERGED and row.get("diverged_at_step") is not None:
         axes.plot([row["diverged_at_step"]], [top], "x", color=line.get_color(), markersize=9, mew=2)
 
 
@@ -223,7 +224,7 @@ def _diverged_places(rows: list[dict[str, Any]], by_lr: bool) -> dict[tuple[floa
     """The diverged jobs by (lr, step), or by step alone: one label where several diverged at the same place."""
     places: dict[tuple[float | None, int], list[str]] = {}
     for row in rows:
-        if row["status"] == "diverged" and row.get("diverged_at_step") is not None:
+        if row["status"] == Status.DIVERGED and row.get("diverged_at_step") is not None:
             places.setdefault((row["lr"] if by_lr else None, row["diverged_at_step"]), []).append(row["job"])
     return places
 
@@ -248,7 +249,7 @@ class SweepSummary(Callback):
             return
         text, rows = summarize(sweep_dir, config.objective)
         print(f"\nsweep summary (best {config.objective} first), in {sweep_dir}/summary.md:\n{text}")
-        failed = [row["job"] for row in rows if row.get("status") not in (*FINISHED, "diverged")]
+        failed = [row["job"] for row in rows if row.get("status") not in (*FINISHED, Status.DIVERGED)]
         if failed:
             print(f"error: {len(failed)} of {len(rows)} jobs did not finish: {', '.join(failed)}", file=sys.stderr)
             sys.exit(1)

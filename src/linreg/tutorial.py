@@ -20,12 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# The notebook's data: f(x) = 2x on four points, and the input it predicts, x = 5 (target 10).
-# The DataModule's default (`linreg.data.SeedData`) serves these same tensors.
-SEED_X = [[1.0], [2.0], [3.0], [4.0]]
-SEED_Y = [[2.0], [4.0], [6.0], [8.0]]
-SEED_TEST_X = [[5.0]]
-SEED_TEST_Y = [[10.0]]
+from linreg.sources import SEED_TEST_X, SEED_X, SEED_Y
 
 
 @dataclass

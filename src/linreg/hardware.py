@@ -1,0 +1,67 @@
+"""What this machine can give a run: CUDA GPUs and memory, asked before the work that needs them starts.
+
+torch is imported only inside the GPU probes: the config is checked before torch's import (about 2 s).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from linreg.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+def require_gpu_if_asked(trainer: DictConfig) -> None:
+    """`trainer=gpu` where torch sees no GPU: said at once, not as Lightning's exception after its import."""
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return
+    import torch  # only here: a config is checked before torch's import (about 2 s) starts
+
+    if not torch.cuda.is_available():
+        raise InvalidInput(
+            f"trainer.accelerator: {trainer.accelerator!r}, but torch {torch.__version__} sees no CUDA GPU here; "
+            "expected a machine with an NVIDIA GPU and a CUDA build of torch, or trainer=cpu"
+        )
+
+
+def require_gpus(trainer: DictConfig, devices: int) -> None:
+    """More GPUs than torch sees: Lightning's own error comes only after a long import."""
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return
+    import torch  # only here: the checks run before torch's import (about 2 s) starts
+
+    available = torch.cuda.device_count()
+    if 0 < available < devices:
+        raise InvalidInput(
+            f"trainer.devices: {devices} GPUs, but torch sees {available} here; "
+            f"expected trainer.devices={available} or fewer, or a launcher with more machines"
+        )
+
+
+# float32 X and Y, their train/val/test copies, and a float64 parse or generation buffer: about 4x the data
+BYTES_PER_VALUE = 4 * 4
+
+
+def require_memory(key: str, needed: int) -> None:
+    """Refuse data that would not fit in the memory available now: a clear error instead of a swap storm."""
+    available = available_memory()
+    if needed > 0.8 * available:
+        raise InvalidInput(
+            f"{key}: the data needs about {needed / 2**30:.1f} GiB in memory, more than the "
+            f"{available / 2**30:.1f} GiB available; expected a smaller data set"
+        )
+
+
+def available_memory() -> int:
+    """Bytes the kernel says a process can still allocate without swapping (MemAvailable)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

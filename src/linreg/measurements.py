@@ -1,0 +1,103 @@
+"""What a run's record says about its data and model, measured from the live objects: what the run is before
+it trains, its data's landmarks (the least-squares optimum and the stability limit), how far it ended from
+them, its final scores and its predictions. `linreg.record` says what each key means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from linreg import least_squares
+from linreg.data import RegressionDataModule
+from linreg.models import LinearRegression, Regression
+from linreg.record import CHECKPOINT, MAX_PREDICTIONS, SCORES, Record, Status, provenance, split_overrides
+from linreg.sources import Split
+from linreg.standardization import condition_number
+
+
+def started(
+    cfg: DictConfig, datamodule: RegressionDataModule, model: Regression, overrides: Sequence[str], processes: int
+) -> Record:
+    """What the run is, before it trains: written as running, so that a killed run leaves it behind."""
+    return {
+        "status": Status.RUNNING,
+        "lr": cfg.optimizer.get("lr", cfg.lr),  # what the optimizer really got, even if set as optimizer.lr
+        "iters": cfg.iters,
+        "seed": cfg.seed,
+        "data": datamodule.name,
+        "model": type(model).__name__,
+        "optimizer": cfg.optimizer._target_.rpartition(".")[2],
+        "batch_size": datamodule.effective_batch_size(processes),  # samples per optimizer step, all processes
+        "standardize": datamodule.standardize,
+        "condition_number": condition_number(datamodule.splits.train.x, datamodule.standardization),
+        "processes": processes,
+        "overrides": split_overrides(overrides),
+        "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
+        "provenance": provenance(),
+        "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
+        "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
+        "predictions_before": predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
+    }
+
+
+def landmarks(cfg: DictConfig, datamodule: RegressionDataModule) -> tuple[least_squares.Optimum, dict[str, Any]]:
+    """The best possible linear fit and the full-batch stability limit at the optimizer's momentum and weight
+    decay (the limit is SGD's: for Adam it is only a landmark), both of the data as trained: standardized
+    when it is, since that is what the lr meets. The optimum's weight, bias and MSE are reported in the data's
+    units, like the run's own (the standardized weight and bias beside them when standardized). Returns the
+    optimum in the units trained too, which the run's distance is measured against."""
+    train, standardization = datamodule.splits.train, datamodule.standardization
+    trained = datamodule.trained_units(train)  # what gradient descent sees: standardized if so
+    best = datamodule.optimum if standardization.is_identity else least_squares.optimum(trained.x, trained.y)
+    options = cfg.optimizer
+    limit = least_squares.stability_limit(
+        trained.x, momentum=float(options.get("momentum", 0.0)), weight_decay=float(options.get("weight_decay", 0.0))
+    )
+    weight, bias = standardization.linear_in_original_units(
+        torch.tensor(best.weight, dtype=torch.float64), torch.tensor(best.bias, dtype=torch.float64)
+    )
+    found = {
+        "optimum_weight": weight.tolist(),
+        "optimum_bias": bias.tolist(),
+        "optimum_mse": least_squares.mse(train.x, train.y, weight, bias),
+        "stability_limit": limit,  # of the standardized data when standardized
+        "above_stability_limit": options.get("lr", cfg.lr) > limit,
+    }
+    if not standardization.is_identity:
+        found.update(standardized_optimum_weight=best.weight, standardized_optimum_bias=best.bias)
+    return best, found
+
+
+def distance_from(
+    best: least_squares.Optimum, optimum_mse: float, model: Regression, train: Split
+) -> dict[str, float | None]:
+    """How far the run ended from the best possible fit: its MSE on the whole training set (not the last
+    batch's loss) and the excess over the optimum's, in the data's units, and for a linear model the distance
+    of its (W, b) from the optimum's in the units it trained in (where gradient descent moves them)."""
+    with torch.no_grad():
+        predictions = model(train.x.to(model.dtype)).double()
+    train_mse = float(torch.mean((predictions - train.y.double()) ** 2))
+    learned = model.learned_parameters()
+    distance = None
+    if isinstance(model, LinearRegression):
+        weight = learned.get("standardized_weight", learned["weight"])
+        distance = least_squares.parameter_distance(weight, learned.get("standardized_bias", learned["bias"]), best)
+    return {"train_mse": train_mse, "excess_mse": train_mse - optimum_mse, "parameter_distance": distance}
+
+
+def scores(model: Regression, stages: Sequence[str]) -> dict[str, float | None]:
+    """The final scores of `stages` (those with rows) as results.json keys (`val_mse`, `test_r2`, ...): None
+    where a score does not exist (R2 of fewer than two samples, any score of a diverged run)."""
+    return {
+        f"{stage}_{score}": model.scores.get(stage, {}).get(f"{stage}/{score}") for stage in stages for score in SCORES
+    }
+
+
+def predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
+    with torch.no_grad():  # in the model's dtype: `+trainer.precision=64-true` turns it to float64
+        return model(x.to(model.dtype)).tolist()

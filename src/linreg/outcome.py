@@ -1,0 +1,104 @@
+"""How a run ended: the status a finished fit means, and the status an exception means, decided by its type.
+
+A fit that returns ended in one of four ways (`ending`); a run that raises once its record is started leaves
+results.json "failed" with the error, never "running" (`failures_recorded`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.utilities import rank_zero_only
+
+from linreg.errors import InvalidInput
+from linreg.interrupt import GracefulInterrupt
+from linreg.loss_monitor import LossMonitor
+from linreg.record import Record, Status, write_failure
+
+
+def is_global_zero() -> bool:
+    """True in the process that writes files and prints (the only one, unless under DDP)."""
+    return rank_zero_only.rank == 0
+
+
+def ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
+    """How training ended: ok only when it reached `iters`; otherwise what stopped it, and why."""
+    ended: dict[str, Any] = {"interrupted_by": None, "stopped_by": None, "stop_reason": None}
+    if monitor.diverged_at_step is not None:
+        reason = f"the loss became {monitor.last_loss} at step {monitor.diverged_at_step}"
+        ended.update(status=Status.DIVERGED, stop_reason=reason)
+    elif trainer.global_step >= iters:  # a signal during the wrap-up does not undo a finished run
+        ended.update(status=Status.OK)
+    elif interrupt.received:
+        ended.update(status=Status.INTERRUPTED, interrupted_by=interrupt.received.name)
+    else:
+        ended.update(status=Status.STOPPED, **_stopped_by(trainer))
+    return {**ended, "diverged_at_step": monitor.diverged_at_step}
+
+
+def _stopped_by(trainer: L.Trainer) -> dict[str, str]:
+    """Who ended training before `iters`: an early-stopping callback or the Trainer's time limit say why."""
+    for callback in trainer.callbacks:
+        message = getattr(callback, "stopping_reason_message", None)  # EarlyStopping's own account
+        if message:
+            return {"stopped_by": type(callback).__name__, "stop_reason": message.strip()}
+        if isinstance(callback, Timer) and (callback.time_remaining() or 0) <= 0:
+            return {"stopped_by": "trainer.max_time", "stop_reason": "the Trainer's time limit ran out"}
+    return {"stopped_by": "a callback or a Trainer argument", "stop_reason": "trainer.should_stop was set"}
+
+
+@contextlib.contextmanager
+def failures_recorded(run_dir: Path, record: Record) -> Iterator[None]:
+    """A run that fails once its record is started leaves it "failed" with the error: a failed write (no space
+    left, a read-only folder), a setting Lightning refuses only while running, or anything else.
+
+    By type: an OSError is re-raised as itself (the CLI words it as one line), Lightning's
+    MisconfigurationException becomes `InvalidInput` (the user's setting), the rest is re-raised. Loggers write
+    from threads of their own (TensorBoard's event writer): their failed writes are caught here too, instead of
+    being printed as a thread's traceback while the run reports success.
+    """
+    thread_faults: list[OSError] = []
+    previous_hook = threading.excepthook
+
+    def note_thread_fault(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, OSError):
+            thread_faults.append(args.exc_value)
+        else:
+            previous_hook(args)
+
+    threading.excepthook = note_thread_fault
+    try:
+        yield
+        if thread_faults:
+            raise thread_faults[0]
+    except Exception as error:
+        fault = _os_error_behind(error)
+        reason = (str(error).strip().splitlines() or [""])[0]
+        if is_global_zero():
+            failure = (
+                f"{fault.filename or run_dir}: {fault.strerror or fault}"
+                if fault
+                else f"{type(error).__name__}: {reason}"
+            )
+            write_failure(run_dir, record, failure)
+        if fault is not None:
+            raise fault from None
+        if isinstance(error, MisconfigurationException):  # Lightning refusing a setting it checks while running
+            raise InvalidInput(f"trainer: Lightning stopped the run: {reason}") from None
+        raise
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The failed write behind an error, if any: Lightning's loggers wrap one in a ValueError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
