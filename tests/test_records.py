@@ -4,6 +4,7 @@ writes into another's folder; faults and second signals lose nothing."""
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from linreg.config import run_config
+from linreg.resume import run_config
 from linreg.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("records")]  # one worker: shares module fixtures
@@ -44,6 +45,7 @@ def lr_run(tmp_path_factory):
     return cwd / "run"
 
 
+@pytest.mark.e2e
 def test_resumed_runs_record_the_config_they_trained_with(lr_run, tmp_path):
     first = train_command(tmp_path, f"resume={lr_run}", "iters=150", run_dir=tmp_path / "first")
     assert first.returncode == 0, first.stderr
@@ -55,6 +57,7 @@ def test_resumed_runs_record_the_config_they_trained_with(lr_run, tmp_path):
     assert (record["lr"], record["steps"], record["status"]) == (0.01, 200, "ok")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("iters", [100, 50])
 def test_a_resume_with_nothing_to_do_is_refused(lr_run, tmp_path, iters):
     result = train_command(tmp_path, f"resume={lr_run}", f"iters={iters}")
@@ -65,6 +68,7 @@ def test_a_resume_with_nothing_to_do_is_refused(lr_run, tmp_path, iters):
     assert not list(tmp_path.rglob("results.json"))
 
 
+@pytest.mark.e2e
 def test_a_run_cut_short_by_the_trainers_time_limit_says_so(tmp_path):
     result = train_command(tmp_path, "+trainer.max_time=00:00:00:00", run_dir=tmp_path / "run")
     assert result.returncode == 0, result.stderr
@@ -74,6 +78,7 @@ def test_a_run_cut_short_by_the_trainers_time_limit_says_so(tmp_path):
     assert "stopped by trainer.max_time at step" in result.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -96,6 +101,7 @@ def test_trainer_arguments_that_would_break_a_promise_are_refused(tmp_path, over
     assert not [p for p in tmp_path.rglob("results.json") if json.loads(p.read_text())["status"] != "failed"]
 
 
+@pytest.mark.e2e
 def test_no_run_writes_into_another_runs_folder(lr_run, tmp_path):
     before = contents(lr_run)
     into_it = train_command(tmp_path, "lr=0.5", run_dir=lr_run)
@@ -113,6 +119,7 @@ def _sweep_command(sweep_dir, *overrides):
     return [sys.executable, script, "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
 
 
+@pytest.mark.e2e
 def test_jobs_of_a_sweep_never_share_a_folder(tmp_path):
     result = subprocess.run(
         _sweep_command(tmp_path / "s", "iters=20,30", "hydra.sweep.subdir=same"), capture_output=True, text=True
@@ -121,6 +128,7 @@ def test_jobs_of_a_sweep_never_share_a_folder(tmp_path):
     assert read_json(tmp_path / "s" / "same" / "results.json")["iters"] == 20  # the first job's record is whole
 
 
+@pytest.mark.e2e
 def test_resuming_a_diverged_run_is_refused(tmp_path):
     assert train_command(tmp_path, "lr=1.0", "iters=100", run_dir=tmp_path / "dv").returncode == 0
     assert read_json(tmp_path / "dv" / "results.json")["status"] == "diverged"
@@ -131,20 +139,66 @@ def test_resuming_a_diverged_run_is_refused(tmp_path):
     )
 
 
-def test_a_signal_during_the_final_validation_still_ends_in_a_whole_record(tmp_path):
-    run_dir = tmp_path / "run"
+# A callback of the test's own, added to the run like a user's (`+callbacks.<name>`, allowed through
+# LINREG_ALLOWED_TARGETS): it notes each validation's start and end, with the signal that the run's
+# GracefulInterrupt had received by then, one JSON line each.
+VALIDATION_PROBE = """\
+import json
+
+import lightning as L
+
+from linreg.interrupt import GracefulInterrupt
+
+
+class ValidationProbe(L.Callback):
+    def __init__(self, path):
+        self.path = path
+
+    def _note(self, trainer, event):
+        (interrupt,) = [c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)]
+        received = interrupt.received.name if interrupt.received else None
+        line = {"event": event, "fn": str(trainer.state.fn.value), "step": trainer.global_step, "received": received}
+        with open(self.path, "a") as file:
+            file.write(json.dumps(line) + "\\n")
+
+    def on_validation_start(self, trainer, pl_module):
+        self._note(trainer, "start")
+
+    def on_validation_end(self, trainer, pl_module):
+        self._note(trainer, "end")
+"""
+
+
+def _probed(path):
+    """The probe's notes so far (whole lines only: the run may be writing the next one)."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+@pytest.mark.e2e
+def test_a_signal_during_the_final_validation_still_ends_in_a_whole_record(tmp_path, monkeypatch):
+    (tmp_path / "validation_probe.py").write_text(VALIDATION_PROBE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("LINREG_ALLOWED_TARGETS", "validation_probe")
+    run_dir, notes = tmp_path / "run", tmp_path / "validations.jsonl"
+    probe = f"+callbacks.probe={{_target_: validation_probe.ValidationProbe, path: '{notes}'}}"
     big = ["data=synthetic", "data.source.n_samples=200000", "data.batch_size=1", "iters=10", "logger=none"]
-    process = start_train(tmp_path, *big, f"hydra.run.dir={run_dir}")
-    # fit.png is written when training ends, just before the final validation (20000 batches) starts
-    wait_for(lambda: (run_dir / "fit.png").exists(), timeout=300)
+    process = start_train(tmp_path, *big, probe, f"hydra.run.dir={run_dir}")
+    final = {"event": "start", "fn": "validate", "step": 10, "received": None}  # after training: 20000 batches
+    wait_for(lambda: final in _probed(notes) or process.poll() is not None, timeout=300)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr  # the run had reached iters: it ends ok, not interrupted
     assert "Traceback" not in stderr
+    # the signal arrived during the final validation: not yet received when it started, received when it ended
+    assert _probed(notes)[-2:] == [final, {**final, "event": "end", "received": "SIGTERM"}]
     record = read_json(run_dir / "results.json")
     assert record["status"] == "ok" and record["steps"] == 10  # it had reached iters: the record is complete
     assert record["val_mse"] is not None and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert record["val_curve"][-1][0] == 10  # the final validation's score is in the curve, not cut off
 
 
+@pytest.mark.e2e
 def test_a_sweep_folder_is_never_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = subprocess.run(_sweep_command(sweep_dir, "iters=5,6"), capture_output=True, text=True, cwd=tmp_path)
@@ -174,13 +228,17 @@ def small_filesystem(folder, size, read_only=False):
     options = f"size={size}" + (",ro" if read_only else "")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here (needs root): {mounted.stderr.decode().strip()}")
+        reason = f"cannot mount a small filesystem here (needs root): {mounted.stderr.decode().strip()}"
+        if os.environ.get("CI"):  # CI runs as root: a skip there would hide these tests for good
+            pytest.fail(f"{reason}; CI (CI={os.environ['CI']}) must run the tests on a small filesystem, not skip them")
+        pytest.skip(reason)
     try:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("size", ["12k", "20k", "28k", "36k", "96k", "512k"])
 def test_a_full_disk_leaves_no_half_truth(tmp_path, size):
     """Whatever point the disk fills at, the command says so in one line and results.json is whole and true:
@@ -199,6 +257,7 @@ def test_a_full_disk_leaves_no_half_truth(tmp_path, size):
     assert (result.returncode == 0) == (size == "512k")
 
 
+@pytest.mark.e2e
 def test_a_read_only_folder_is_one_line(tmp_path):
     with small_filesystem(tmp_path / "ro", "64k", read_only=True) as folder:
         result = train_command(tmp_path, run_dir=folder / "run")
@@ -207,6 +266,7 @@ def test_a_read_only_folder_is_one_line(tmp_path):
         )
 
 
+@pytest.mark.e2e
 def test_more_signals_during_the_wrap_up_still_finish_the_record(tmp_path):
     run_dir = tmp_path / "run"
     process = start_train(tmp_path, "iters=100000", f"hydra.run.dir={run_dir}")
@@ -223,6 +283,7 @@ def test_more_signals_during_the_wrap_up_still_finish_the_record(tmp_path):
     assert record["val_mse"] is not None and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.e2e
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
     process = start_train(tmp_path, f"hydra.run.dir={run_dir}")
@@ -234,6 +295,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     assert not (run_dir / "results.json").exists()
 
 
+@pytest.mark.e2e
 def test_ddp_with_a_validation_split_that_does_not_divide_scores_like_one_process(tmp_path):
     common = ["data=synthetic", "data.source.n_samples=30", "lr=0.1", "iters=50"]  # 24 train, 3 val rows
     ddp = train_command(tmp_path, *common, "trainer=ddp", run_dir=tmp_path / "ddp")
