@@ -9,9 +9,9 @@ import torch
 from conftest import compose_config, hparams_sessions, read_json, run_command, tensorboard_server, train_command
 from omegaconf import OmegaConf
 
-from linreg.config import run_config
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
+from linreg.resume import run_config
 from linreg.sources import CsvData, SeedData, Split, Splits, SyntheticData
 from linreg.standardization import Standardization, condition_number
 from linreg.sweep import table

@@ -37,12 +37,24 @@ class Built:
 
 
 def build_run(cfg: DictConfig, run_dir: Path) -> Built:
+    """Seeded initial weights (as the notebook's nn-loop cell draws them), or a resumed run's checkpoint's.
+
+    The optimizer is built once here, on the model's parameters, so that a value it refuses (a negative
+    momentum, say) is reported before the run starts writing.
+    """
     quiet_lightning()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     datamodule: RegressionDataModule = build("data", cfg.data)
-    model = build_model(cfg, datamodule)
-    datamodule.standardization = model.standardization  # a resumed run: its checkpoint's statistics
+    L.seed_everything(cfg.seed, verbose=False)
+    optimizer = build("optimizer", cfg.optimizer)
+    shape = {"in_features": datamodule.n_features, "out_features": datamodule.n_targets}
+    model: Regression = build("model", cfg.model, **shape, optimizer=optimizer)
+    model.standardization = datamodule.standardization  # the training split's statistics, saved with the model
+    try:
+        model.configure_optimizers()
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"optimizer: {cfg.optimizer._target_} refused its arguments: {error}") from None
     callbacks = [build(f"callbacks.{name}", node) for name, node in cfg.callbacks.items()]
     monitor, interrupt = _one_of(callbacks, LossMonitor), _one_of(callbacks, GracefulInterrupt)
     loggers = [build(f"logger.{name}", node, save_dir=str(run_dir)) for name, node in cfg.logger.items()]
@@ -54,28 +66,9 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Built:
         logger=loggers or False, callbacks=callbacks, **no_validation,
     )  # fmt: skip
     datamodule.require_even_shards(trainer.world_size)
-    return Built(datamodule, model, trainer, monitor, interrupt, stages)
-
-
-def build_model(cfg: DictConfig, datamodule: RegressionDataModule) -> Regression:
-    """Seeded initial weights (as the notebook's nn-loop cell draws them), or a checkpoint's when resuming.
-
-    The optimizer is built once here, on the model's parameters, so that a value it refuses (a negative
-    momentum, say) is reported before the run starts writing.
-    """
-    L.seed_everything(cfg.seed, verbose=False)
-    optimizer = build("optimizer", cfg.optimizer)
-    model = build(
-        "model", cfg.model, in_features=datamodule.n_features, out_features=datamodule.n_targets, optimizer=optimizer
-    )
-    model.standardization = datamodule.standardization  # the training split's statistics, saved with the model
-    try:
-        model.configure_optimizers()
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"optimizer: {cfg.optimizer._target_} refused its arguments: {error}") from None
     if cfg.get("resume"):
-        restore_weights(model, cfg, datamodule)
-    return model
+        restore_weights(model, cfg, datamodule)  # the checkpoint's weights and standardization statistics
+    return Built(datamodule, model, trainer, monitor, interrupt, stages)
 
 
 Wanted = TypeVar("Wanted", bound=L.Callback)

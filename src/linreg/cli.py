@@ -24,10 +24,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from linreg import record
-from linreg.config import GROUPS, run_config
+from linreg.config import GROUPS
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.record import RESULTS_FILE, Status
+from linreg.resume import run_config
 from linreg.run_folder import discard_unused_folder
 from linreg.sweep import write_tables
 from linreg.targets import allowed_class, targets
@@ -146,7 +147,7 @@ def main(cfg: DictConfig) -> float:
     """One run in Hydra's folder; returns the objective to a sweeper.
 
     Bad input in a single run prints one line and exits with status 2. In a multirun the job records
-    status "failed" and the sweep goes on; the summary lists it and the sweep exits non-zero at the end.
+    status failed and the sweep goes on; the summary lists it and the sweep exits non-zero at the end.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -169,7 +170,7 @@ def main(cfg: DictConfig) -> float:
         from linreg.train import train
 
         result = train(cfg, run_dir, overrides)
-    except OSError as error:  # train() has marked its results.json "failed" (or removed it)
+    except OSError as error:  # train() has marked its record failed (or removed it)
         if not multirun:
             print(f"error: {fault_line(error)}", file=sys.stderr)
             sys.exit(1)
@@ -185,11 +186,11 @@ def main(cfg: DictConfig) -> float:
         return math.inf
     if is_global_zero():
         print("\n".join(record.summary_lines(result, run_dir)))
-    if result["status"] == Status.INTERRUPTED:
-        if multirun:  # the sweep stops here: its tables still list what ran (Hydra's callback will not)
-            write_tables(Path(hydra_cfg.sweep.dir), cfg.objective)
-        sys.exit(128 + signal.Signals[result["interrupted_by"]].value)  # the shell's convention for a signal
-    return record.objective(result, cfg.objective)
+    if result["status"] != Status.INTERRUPTED:
+        return record.objective(result, cfg.objective)
+    if multirun:  # the sweep stops here: its tables still list what ran (Hydra's callback will not)
+        write_tables(Path(hydra_cfg.sweep.dir), cfg.objective)
+    sys.exit(128 + signal.Signals[result["interrupted_by"]].value)  # the shell's convention for a signal
 
 
 def _import_training_once() -> None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from linreg.checks import require_count, require_float32, require_number
 from linreg.errors import InvalidInput
-from linreg.hardware import require_gpu_if_asked
+from linreg.hardware import require_gpus
 from linreg.record import OBJECTIVES
-from linreg.resume import resume_config
 from linreg.suggest import dotted_keys
 from linreg.targets import refuse_unallowed_targets
 
@@ -28,16 +26,6 @@ GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 # The top-level keys a run reads (conf/train.yaml's, a test holds them equal): `+name=...` beside them adds a key
 # that nothing reads, unless an interpolation such as `hydra.run.dir=runs/${name}` uses it.
 TOP_LEVEL_KEYS = ("lr", "iters", "seed", "threads", "objective", "resume", *GROUPS)
-
-
-def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config a run trains with, checked: with `resume=`, that of the run it continues (`linreg.resume`).
-
-    `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value fails at once.
-    """
-    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
-    check(cfg)
-    return cfg
 
 
 def check(cfg: DictConfig) -> None:
@@ -99,7 +87,7 @@ def check(cfg: DictConfig) -> None:
             f"trainer.strategy: {strategy!r} is refused: its processes keep the steps and callbacks to themselves, "
             "so results.json could not say what happened; expected trainer=ddp"
         )
-    require_gpu_if_asked(cfg.trainer)
+    require_gpus(cfg.trainer)
 
 
 # Trainer arguments `linreg.train` passes itself; one given with `+trainer.<key>=...` would be overridden.

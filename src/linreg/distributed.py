@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 
 from linreg.checks import require_count
 from linreg.errors import InvalidInput
-from linreg.hardware import require_gpus
 
 # Launchers whose jobs' processes SLURM starts, one per task (srun): DDP may run inside their sweeps.
 SLURM_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",)
@@ -86,7 +85,6 @@ def require_processes(trainer: object, environ: Mapping[str, str] = os.environ) 
                 f"nodes; expected torchrun --nnodes={num_nodes} on each node, hydra/launcher=slurm, "
                 "or trainer.num_nodes=1"
             )
-        require_gpus(trainer, devices)
         return
     if devices != started.per_node or devices * num_nodes != started.world_size:
         nodes = started.world_size // started.per_node

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
-def require_gpu_if_asked(trainer: DictConfig) -> None:
-    """`trainer=gpu` where torch sees no GPU: said at once, not as Lightning's exception after its import."""
+def require_gpus(trainer: DictConfig) -> None:
+    """`trainer=gpu` where torch sees no GPU, or more GPUs than it sees: said at once, not as Lightning's
+    exception after its import."""
     if trainer.get("accelerator") not in ("gpu", "cuda"):
         return
     import torch  # only here: a config is checked before torch's import (about 2 s) starts
@@ -25,16 +26,8 @@ def require_gpu_if_asked(trainer: DictConfig) -> None:
             f"trainer.accelerator: {trainer.accelerator!r}, but torch {torch.__version__} sees no CUDA GPU here; "
             "expected a machine with an NVIDIA GPU and a CUDA build of torch, or trainer=cpu"
         )
-
-
-def require_gpus(trainer: DictConfig, devices: int) -> None:
-    """More GPUs than torch sees: Lightning's own error comes only after a long import."""
-    if trainer.get("accelerator") not in ("gpu", "cuda"):
-        return
-    import torch  # only here: the checks run before torch's import (about 2 s) starts
-
-    available = torch.cuda.device_count()
-    if 0 < available < devices:
+    devices, available = trainer.get("devices", 1), torch.cuda.device_count()
+    if type(devices) is int and devices > available:
         raise InvalidInput(
             f"trainer.devices: {devices} GPUs, but torch sees {available} here; "
             f"expected trainer.devices={available} or fewer, or a launcher with more machines"

@@ -2,7 +2,7 @@
 
 Without this, Lightning turns Ctrl+C into `sys.exit(1)` and SIGTERM into an exception: the run's last steps
 and its results would be lost. Here the step finishes, the checkpoint is saved, `results.json` says
-"interrupted", and `resume=<run folder>` continues the run.
+interrupted (`Status.INTERRUPTED`), and `resume=<run folder>` continues the run.
 """
 
 from __future__ import annotations

@@ -22,9 +22,12 @@ from linreg.standardization import condition_number
 
 def started(
     cfg: DictConfig, datamodule: RegressionDataModule, model: Regression, overrides: Sequence[str], processes: int
-) -> Record:
-    """What the run is, before it trains: written as running, so that a killed run leaves it behind."""
-    return {
+) -> tuple[Record, least_squares.Optimum]:
+    """What the run is before it trains, with its data's landmarks: written as running, so that a killed run
+    leaves it behind. Returns the optimum in the units trained too, which the run's distance is measured
+    against."""
+    best, found = _landmarks(cfg, datamodule)
+    record: Record = {
         "status": Status.RUNNING,
         "lr": cfg.optimizer.get("lr", cfg.lr),  # what the optimizer really got, even if set as optimizer.lr
         "iters": cfg.iters,
@@ -42,15 +45,16 @@ def started(
         "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
         "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
         "predictions_before": predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
+        **found,
     }
+    return record, best
 
 
-def landmarks(cfg: DictConfig, datamodule: RegressionDataModule) -> tuple[least_squares.Optimum, dict[str, Any]]:
+def _landmarks(cfg: DictConfig, datamodule: RegressionDataModule) -> tuple[least_squares.Optimum, dict[str, Any]]:
     """The best possible linear fit and the full-batch stability limit at the optimizer's momentum and weight
     decay (the limit is SGD's: for Adam it is only a landmark), both of the data as trained: standardized
     when it is, since that is what the lr meets. The optimum's weight, bias and MSE are reported in the data's
-    units, like the run's own (the standardized weight and bias beside them when standardized). Returns the
-    optimum in the units trained too, which the run's distance is measured against."""
+    units, like the run's own (the standardized weight and bias beside them when standardized)."""
     train, standardization = datamodule.splits.train, datamodule.standardization
     trained = datamodule.trained_units(train)  # what gradient descent sees: standardized if so
     best = datamodule.optimum if standardization.is_identity else least_squares.optimum(trained.x, trained.y)

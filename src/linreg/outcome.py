@@ -1,7 +1,7 @@
 """How a run ended: the status a finished fit means, and the status an exception means, decided by its type.
 
 A fit that returns ended in one of four ways (`ending`); a run that raises once its record is started leaves
-results.json "failed" with the error, never "running" (`failures_recorded`).
+results.json failed with the error, never running (`failures_recorded`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _stopped_by(trainer: L.Trainer) -> dict[str, str]:
 
 @contextlib.contextmanager
 def failures_recorded(run_dir: Path, record: Record) -> Iterator[None]:
-    """A run that fails once its record is started leaves it "failed" with the error: a failed write (no space
+    """A run that fails once its record is started leaves it failed with the error: a failed write (no space
     left, a read-only folder), a setting Lightning refuses only while running, or anything else.
 
     By type: an OSError is re-raised as itself (the CLI words it as one line), Lightning's

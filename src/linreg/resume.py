@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from linreg.config import check
 from linreg.errors import InvalidInput
 from linreg.record import CHECKPOINT, Status, read_status
 
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
     from linreg.models import Regression
 
 CHANGEABLE = ("resume", "iters")
+
+
+def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config a run trains with, checked (`linreg.config.check`): with `resume=`, that of the run it
+    continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value fails at once.
+    """
+    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
+    check(cfg)
+    return cfg
 
 
 def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:

@@ -36,8 +36,8 @@ STATUS_ORDER = {
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder (a folder holding Hydra's `.hydra/`), read from its `results.json`.
 
-    A job killed before writing its results shows as "running" (it wrote that when it started) or
-    "missing" (it never got that far).
+    A job killed before writing its results shows as running (it wrote that when it started) or
+    missing (it never got that far).
     """
     rows = []
     for hydra_dir in sorted(sweep_dir.rglob(".hydra")):

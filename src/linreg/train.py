@@ -21,16 +21,14 @@ from linreg.record import CHECKPOINT, MAX_PREDICTIONS, Record
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Record:
     """Fit what the config describes, write `results.json` into `run_dir` and return its content.
 
-    `cfg` is one that `linreg.config.run_config` returned; `overrides` are the command line's `key=value`
+    `cfg` is one that `linreg.resume.run_config` returned; `overrides` are the command line's `key=value`
     strings (the HPARAMS tab's and a sweep summary's columns). `linreg.record.Status` lists how a run can end;
-    a write that fails leaves it "failed" with the error, and raises.
+    a write that fails leaves it failed with the error, and raises.
     """
     run_dir = Path(run_dir)
     run = build_run(cfg, run_dir)
     datamodule, model, trainer, interrupt = run.datamodule, run.model, run.trainer, run.interrupt
-    started = measurements.started(cfg, datamodule, model, overrides, trainer.world_size)
-    best, landmarks = measurements.landmarks(cfg, datamodule)
-    result: Record = {**started, **landmarks}
+    result, best = measurements.started(cfg, datamodule, model, overrides, trainer.world_size)
     _warn_above_stability_limit(result, model)
     resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
 
