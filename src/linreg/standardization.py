@@ -49,6 +49,7 @@ class Standardization(nn.Module):
         super().__init__()
         for name, value in (("x_mean", 0.0), ("x_scale", 1.0), ("y_mean", 0.0), ("y_scale", 1.0)):
             self.register_buffer(name, torch.tensor([value], dtype=torch.float64))
+        self.register_load_state_dict_pre_hook(_take_saved_shapes)
 
     @classmethod
     def of(cls, x: Tensor, y: Tensor) -> Standardization:
@@ -87,14 +88,13 @@ class Standardization(nn.Module):
         original = weight * self.y_scale.unsqueeze(1) / self.x_scale.unsqueeze(0)
         return original, self.y_scale * bias + self.y_mean - original @ self.x_mean.expand(weight.shape[1])
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # The statistics' width is the data's, which a model built from its hyperparameters does not know yet
-        # (it starts as the identity): take the saved tensors' shapes instead of refusing them.
-        for name in ("x_mean", "x_scale", "y_mean", "y_scale"):
-            saved = state_dict.get(prefix + name)
-            if isinstance(saved, Tensor):
-                setattr(self, name, torch.empty_like(saved, dtype=torch.float64))
-        super()._load_from_state_dict(state_dict, prefix, *args)
+def _take_saved_shapes(module: Standardization, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """The statistics' width is the data's, which a model built from its hyperparameters does not know yet
+    (it starts as the identity): take the saved tensors' shapes instead of refusing them."""
+    for name in ("x_mean", "x_scale", "y_mean", "y_scale"):
+        saved = state_dict.get(prefix + name)
+        if isinstance(saved, Tensor):
+            setattr(module, name, torch.empty_like(saved, dtype=torch.float64))
 
 
 def condition_number(x: Tensor, standardization: Standardization) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 HOW_TO_LIST = "`python scripts/train.py --cfg job` lists them"
 
@@ -61,14 +61,16 @@ def known_keys(config_dir: Path, config_name: str, overrides: Sequence[str], gro
         )
         loader = GlobalHydra.instance().config_loader()
         for group in groups:
+            chosen = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None)
             for option in loader.get_group_options(group):
-                if option == OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None):
+                if option == chosen:
                     continue  # the chosen option: its keys are the config's own
-                loaded = loader.repository.load_config(f"{group}/{option}")
-                if loaded is None or not isinstance(loaded.config, DictConfig):
+                try:  # composed as a command choosing it would (Hydra's public API: no private repository)
+                    other = compose(config_name=config_name, overrides=[f"{group}={option}"])
+                except HydraException:
                     continue
-                own = OmegaConf.to_container(loaded.config, resolve=False)
-                own.pop("defaults", None)
+                node = OmegaConf.select(other, group, default=None)
+                own = OmegaConf.to_container(node, resolve=False) if node is not None else {}
                 for key, _ in dotted_keys(own, group):
                     if key not in known.existing:
                         known.elsewhere.setdefault(key, []).append(f"{group}={option}")
