@@ -21,6 +21,7 @@ from linreg.errors import InvalidInput
 
 # Launchers whose jobs' processes SLURM starts, one per task (srun): DDP may run inside their sweeps.
 SLURM_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",)
+SLURM_INTERACTIVE_NAMES = ("bash", "interactive")  # lightning.fabric's _is_slurm_interactive_mode
 STORE_TIMEOUT = datetime.timedelta(minutes=5)  # how long a torchrun rank waits for rank 0's run folder
 
 
@@ -58,7 +59,9 @@ def external_launch(environ: Mapping[str, str] = os.environ) -> Started | None:
     """torchrun's or srun's processes, read from the environment they set (as Lightning reads it)."""
     if "TORCHELASTIC_RUN_ID" in environ and "WORLD_SIZE" in environ:
         return Started("torchrun", int(environ["WORLD_SIZE"]), int(environ["LOCAL_WORLD_SIZE"]))
-    if "SLURM_STEP_ID" in environ and "SLURM_NTASKS" in environ and environ.get("SLURM_JOB_NAME") != "interactive":
+    # Lightning's SLURMEnvironment rule: a job named bash or interactive is a shell, not srun's tasks
+    interactive = environ.get("SLURM_JOB_NAME") in SLURM_INTERACTIVE_NAMES
+    if "SLURM_STEP_ID" in environ and "SLURM_NTASKS" in environ and not interactive:
         tasks, nodes = int(environ["SLURM_NTASKS"]), int(environ.get("SLURM_NNODES", "1"))
         return Started("SLURM", tasks, tasks // nodes)
     return None
