@@ -10,7 +10,7 @@ ones; the same H for every output). Heavy-ball momentum β moves it to 2(1 + β)
 adds to every eigenvalue of H. This is exact for plain full-batch SGD on the linear model; for mini-batches,
 Adam or a non-linear model it is only a landmark (README, "The best possible fit and the stability limit").
 
-Pure functions of the tensors actually trained on (standardized when `data.standardize`: `linreg.train`
+Pure functions of the tensors actually trained on (standardized when `data.standardize`: `linreg.measurements`
 passes `RegressionDataModule.trained_units`), returning plain numbers.
 """
 
@@ -67,16 +67,38 @@ def stability_limit(x: Tensor, momentum: float = 0.0, weight_decay: float = 0.0)
     """The largest lr at which full-batch (heavy-ball) SGD on the MSE of x (N, d) still converges:
     2(1 + β) / (λmax + weight decay). With the column of ones, λmax >= 2: the limit is always finite.
 
-    H = (2/N)·[x, 1]ᵀ[x, 1] is summed block by block in float64; its largest eigenvalue is well determined
-    however ill-conditioned the data (only the small ones are lost to rounding in such a sum).
+    The largest eigenvalue of H = (2/N)·[x, 1]ᵀ[x, 1] is well determined however ill-conditioned the data
+    (only the small ones are lost to rounding in the Gram sum).
     """
+    largest = float(np.linalg.eigvalsh((2 / len(x)) * _gram(x))[-1])
+    return 2 * (1 + momentum) / (largest + weight_decay)
+
+
+def condition_number(x: Tensor) -> float:
+    """The condition number of the design [x, 1] (x as trained: standardized when it is), in float64: the ratio
+    of its largest to its smallest singular value, how unevenly gradient descent sees the directions of the
+    problem (the MSE's Hessian has its square).
+
+    The Gram matrix's eigenvalues give it to about 1e-4 relative while it is below 1e6; above that they lose
+    the small singular values to rounding, so the R of the blockwise QR gives the exact ones (an SVD's
+    accuracy, 1e9 and more included). Infinite when a column is constant besides the bias's, or columns are
+    linearly dependent, or there are fewer rows than columns.
+    """
+    eigenvalues = np.linalg.eigvalsh(_gram(x))
+    if eigenvalues[0] > eigenvalues[-1] * 1e-12:
+        return float(np.sqrt(eigenvalues[-1] / eigenvalues[0]))
+    singular = np.linalg.svd(_r_factor(x, x[:, :0]), compute_uv=False)  # [x, 1] = QR: the same singular values
+    return float(singular[0] / singular[-1]) if singular[-1] > 0 else float("inf")
+
+
+def _gram(x: Tensor) -> np.ndarray:
+    """[x, 1]ᵀ[x, 1] in float64, summed block by block (no float64 copy of the whole x)."""
     gram = np.zeros((x.shape[1] + 1, x.shape[1] + 1))
     for x_block in x.split(BLOCK):
         inputs = x_block.detach().cpu().double().numpy()
         block = np.hstack([inputs, np.ones((len(inputs), 1))])
         gram += block.T @ block
-    largest = float(np.linalg.eigvalsh((2 / len(x)) * gram)[-1])
-    return 2 * (1 + momentum) / (largest + weight_decay)
+    return gram
 
 
 def mse(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> float:

@@ -17,7 +17,6 @@ from linreg.data import RegressionDataModule
 from linreg.models import LinearRegression, Regression
 from linreg.record import CHECKPOINT, MAX_PREDICTIONS, SCORES, Record, Status, provenance, split_overrides
 from linreg.sources import Split
-from linreg.standardization import condition_number
 
 
 def started(
@@ -37,7 +36,6 @@ def started(
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
         "batch_size": datamodule.effective_batch_size(processes),  # samples per optimizer step, all processes
         "standardize": datamodule.standardize,
-        "condition_number": condition_number(datamodule.splits.train.x, datamodule.standardization),
         "processes": processes,
         "overrides": split_overrides(overrides),
         "resumed_from": str(Path(cfg.resume) / CHECKPOINT) if cfg.get("resume") else None,
@@ -66,6 +64,8 @@ def _landmarks(cfg: DictConfig, datamodule: RegressionDataModule) -> tuple[least
         torch.tensor(best.weight, dtype=torch.float64), torch.tensor(best.bias, dtype=torch.float64)
     )
     found = {
+        # of the design trained on ([x, 1], standardized if so): large means slow, or an lr that diverges
+        "condition_number": least_squares.condition_number(trained.x),
         "optimum_weight": weight.tolist(),
         "optimum_bias": bias.tolist(),
         "optimum_mse": least_squares.mse(train.x, train.y, weight, bias),

@@ -28,9 +28,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-# Rows per block of the condition number's passes: bounds their memory (65536 x 33 float64: 17 MB).
-_BLOCK = 65536
-
 
 class Standardization(nn.Module):
     """x -> (x - x_mean) / x_scale and y -> (y - y_mean) / y_scale, and back for the outputs.
@@ -95,34 +92,3 @@ def _take_saved_shapes(module: Standardization, state_dict: dict[str, Any], pref
         saved = state_dict.get(prefix + name)
         if isinstance(saved, Tensor):
             setattr(module, name, torch.empty_like(saved, dtype=torch.float64))
-
-
-def condition_number(x: Tensor, standardization: Standardization) -> float:
-    """The condition number of the design trained on, [standardized x, 1] (a column of ones for the bias),
-    computed in float64: the ratio of its largest to its smallest singular value, how unevenly gradient
-    descent sees the directions of the problem (the MSE's Hessian has its square).
-
-    The eigenvalues of the Gram matrix (one pass of matrix products, block by block) give it to about
-    1e-4 relative while it is below 1e6; above that they lose the small singular values to rounding, so a
-    blockwise QR gives the exact ones (the accuracy of an SVD of the whole design, 1e9 and more included),
-    in memory bounded by one block. Huge (about 1e16) or infinite when a column is constant besides the
-    bias's, or columns are linearly dependent.
-    """
-    columns = x.shape[1] + 1
-    gram = torch.zeros(columns, columns, dtype=torch.float64)
-    for block in x.split(_BLOCK):
-        block = standardization.inputs(block.double())
-        gram[:-1, :-1] += block.T @ block  # the column of ones adds its sums and the row count
-        gram[:-1, -1] += block.sum(dim=0)
-    gram[-1, :-1], gram[-1, -1] = gram[:-1, -1], len(x)
-    eigenvalues = torch.linalg.eigvalsh(gram)
-    if eigenvalues[0] > eigenvalues[-1] * 1e-12:
-        return float((eigenvalues[-1] / eigenvalues[0]).sqrt())
-    r = torch.zeros(0, columns, dtype=torch.float64)
-    for block in x.split(_BLOCK):
-        design = torch.cat([standardization.inputs(block.double()), torch.ones(len(block), 1, dtype=torch.float64)], 1)
-        r = torch.linalg.qr(torch.cat([r, design]), mode="r")[1]
-    singular = torch.linalg.svdvals(r)
-    if len(singular) < columns or singular[-1] == 0:  # fewer rows than columns: no unique fit
-        return float("inf")
-    return float(singular[0] / singular[-1])
