@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -45,6 +45,110 @@ def start_train(cwd: Path, *overrides: str) -> subprocess.Popen:
     """`python scripts/train.py <overrides>` started in the background, for tests that signal or kill it."""
     command = [sys.executable, str(SCRIPTS / "train.py"), *overrides]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Answer(NamedTuple):
+    """What a command run in-process answered: its exit status and what it printed."""
+
+    code: int
+    stderr: str
+    stdout: str
+
+    @property
+    def returncode(self) -> int:  # subprocess.CompletedProcess's name: one check serves both ways of running
+        return self.code
+
+
+def script_in_process(script: str, cwd: Path, *args: str, **env: str) -> Answer:
+    """`python <script> <args>` in `cwd`, run in this test process: the real entry point (`runpy`, as
+    `__main__`) with no new interpreter, so no second import of torch and Lightning.
+
+    What a command's process would throw away on exit is undone here: the working directory, sys.argv, the
+    environment (HYDRA_FULL_ERROR, which scripts/train.py sets, and Lightning's PL_GLOBAL_SEED), garbage
+    collection (scripts/train.py turns it off at import), Hydra's global state, the logging handlers Hydra
+    configures, the signal handlers, torch's thread count and random state, and the warnings filters.
+    Warnings are ignored, as `run_command` does. An uncaught exception is a traceback and exit status 1.
+    """
+    import gc
+    import io
+    import logging
+    import random
+    import runpy
+    import signal
+    import traceback
+    import warnings
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    fresh_process_state()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, workdir, environ = sys.argv, os.getcwd(), dict(os.environ)
+    gc_enabled = gc.isenabled()
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    torch = sys.modules.get("torch")
+    threads, torch_rng = (torch.get_num_threads(), torch.random.get_rng_state()) if torch else (None, None)
+    python_rng = random.getstate()
+    code = 0
+    try:
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.argv = [str(REPO / script), *args]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                runpy.run_path(sys.argv[0], run_name="__main__")
+            except SystemExit as exit_:
+                if exit_.code is None or isinstance(exit_.code, int):
+                    code = exit_.code or 0
+                else:  # sys.exit("message"): printed, status 1
+                    print(exit_.code, file=sys.stderr)
+                    code = 1
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = argv
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update(environ)
+        if gc_enabled:
+            gc.enable()
+        for handler in root.handlers:
+            if handler not in root_handlers:
+                handler.close()  # Hydra's log file in the run folder
+        root.handlers[:], root.level = root_handlers, root_level
+        for signum, handler in signals.items():
+            signal.signal(signum, handler)
+        torch = sys.modules.get("torch")
+        if torch and threads is not None:
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(torch_rng)
+        random.setstate(python_rng)
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+        fresh_process_state()
+    return Answer(code, stderr.getvalue(), stdout.getvalue())
+
+
+def fresh_process_state() -> None:
+    """What linreg keeps for the life of a process, as a new process has it: the launch time that names the
+    run folder (cached: two runs in one test get different folders) and the folder claimed by this process."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from linreg import distributed, run_folder
+
+    GlobalHydra.instance().clear()
+    distributed.launch_time.cache_clear()
+    run_folder._claimed.clear()
+
+
+def train_in_process(cwd: Path, *overrides: str, run_dir: Path | None = None) -> Answer:
+    """`python scripts/train.py <overrides>` in `cwd`, run in this process (`script_in_process`)."""
+    extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
+    return script_in_process("scripts/train.py", cwd, *overrides, *extra)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 120) -> None:

@@ -1,5 +1,6 @@
-"""`python scripts/train.py ...` and `python scripts/predict.py ...` as subprocesses into temporary folders:
-the seed run and what a real `tensorboard` server shows of it, resuming it, and a table of bad inputs."""
+"""`python scripts/train.py ...` and `python scripts/predict.py ...` into temporary folders: the seed run and
+what a real `tensorboard` server shows of it, resuming it (subprocesses, marked e2e), and a table of bad inputs
+(run in this process, a few of them also as subprocesses)."""
 
 import os
 import re
@@ -14,15 +15,15 @@ from conftest import (
     hparams_sessions,
     read_json,
     run_command,
+    script_in_process,
     snapshot,
     tensorboard_server,
     train_command,
+    train_in_process,
 )
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linreg.config import GROUPS, TOP_LEVEL_KEYS
-
-pytestmark = pytest.mark.slow
 
 RESULT_KEYS = {
     "status", "lr", "iters", "steps", "seed", "train_loss", "val_mse", "val_mae", "val_r2",
@@ -30,6 +31,8 @@ RESULT_KEYS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_seed_run_learns_f_of_x_equals_2x(seed_run):
     result, run_dir = seed_run
     record = read_json(run_dir / "results.json")
@@ -45,6 +48,8 @@ def test_seed_run_learns_f_of_x_equals_2x(seed_run):
     assert run_dir.name.endswith("_lr-0.1")  # named by what was overridden: readable in TensorBoard's run list
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_test_score_is_the_squared_error_of_the_printed_f_of_5(tmp_path):
     """The notebook's nn cell (lr 0.001, 1000 steps) stops short of 10: the test MSE is (f(5) - 10)^2."""
     result = train_command(tmp_path, run_dir=tmp_path / "run")
@@ -60,6 +65,8 @@ def test_test_score_is_the_squared_error_of_the_printed_f_of_5(tmp_path):
     assert f"test mse {record['test_mse']:.8f}, test mae {record['test_mae']:.8f}, test r2 n/a" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_run_folder_holds_events_checkpoint_and_config(seed_run):
     _, run_dir = seed_run
     assert (run_dir / ".hydra" / "config.yaml").is_file()
@@ -75,6 +82,8 @@ def test_run_folder_holds_events_checkpoint_and_config(seed_run):
     assert (run_dir / "fit.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_run_writes_nothing_outside_its_folder(seed_run):
     _, run_dir = seed_run
     cwd = run_dir.parents[3]
@@ -82,6 +91,8 @@ def test_run_writes_nothing_outside_its_folder(seed_run):
     assert [p.relative_to(cwd).parts[:2] for p in (cwd / "outputs").iterdir()] == [("outputs", "runs")]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="trainer=gpu needs a CUDA GPU (these CI machines have none)")
 def test_gpu_run_trains_what_the_cpu_run_trains(seed_run, tmp_path):
     """Every callback works on a model that lives on the GPU while the splits stay on the CPU (the fit
@@ -100,6 +111,8 @@ def test_gpu_run_trains_what_the_cpu_run_trains(seed_run, tmp_path):
     assert predicted.stdout.splitlines() == ["f(5) = 10.000"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_predict_from_the_run_folder_and_the_checkpoint(seed_run, tmp_path):
     _, run_dir = seed_run
     for target in (run_dir, run_dir / "checkpoints" / "last.ckpt"):
@@ -108,6 +121,8 @@ def test_predict_from_the_run_folder_and_the_checkpoint(seed_run, tmp_path):
         assert result.stdout.splitlines() == ["f(5) = 10.000", "f(0.5) = 1.000"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
     _, run_dir = seed_run
     with tensorboard_server(run_dir) as api:
@@ -127,6 +142,8 @@ def test_tensorboard_serves_the_loss_curve_and_hparams(seed_run):
     assert session["metrics"]["val/r2"] == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_resume_keeps_the_config_it_started_with(tmp_path, seed_run):
     _, run_dir = seed_run
     result = train_command(tmp_path, f"resume={run_dir}", "lr=0.5")
@@ -138,6 +155,8 @@ def test_resume_keeps_the_config_it_started_with(tmp_path, seed_run):
     assert result.returncode == 2 and "is not a run folder" in result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_resume_with_more_iters_trains_on(tmp_path, seed_run):
     _, run_dir = seed_run
     result = train_command(tmp_path, f"resume={run_dir}", "iters=1200", run_dir=tmp_path / "more")
@@ -146,8 +165,10 @@ def test_resume_with_more_iters_trains_on(tmp_path, seed_run):
     assert (record["steps"], record["lr"]) == (1200, 0.1)  # the original run's lr, not the default
 
 
-# Bad input, as a user would type it: one clear line, a non-zero exit, and nothing else touched. Every case
-# runs the real command in a subprocess next to an existing run (the seed run), whose files must not change.
+# Bad input, as a user would type it: one clear line, a non-zero exit, and nothing else touched. Every case runs
+# the real entry point (scripts/train.py or scripts/predict.py) in this process next to an existing run, whose
+# files must not change; the cases of each different kind of refusal (E2E_CASES) also run the command in a
+# subprocess next to the seed run, as a user's shell would.
 
 CSV_ROWS = "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n6,12\n"
 
@@ -163,23 +184,34 @@ class RunsCodeWhenUnpickled:
 
 
 @pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    """`python scripts/train.py lr=0.1` (the seed run's command), run in this process: the run next to which the
+    bad inputs run, and whose checkpoint some of them are made from."""
+    cwd = tmp_path_factory.mktemp("existing_run")
+    result = train_in_process(cwd, "lr=0.1", run_dir=cwd / "run")
+    assert result.code == 0, result.stderr
+    return cwd / "run"
+
+
+@pytest.fixture(scope="module")
 def diverged_run(tmp_path_factory):
-    """`python scripts/train.py lr=10 iters=50`: the loss overflows within a few steps."""
+    """`python scripts/train.py lr=10 iters=50`: the loss overflows within a few steps (run in this process)."""
     cwd = tmp_path_factory.mktemp("diverged_run")
-    result = train_command(cwd, "lr=10", "iters=50", "logger=none", run_dir=cwd / "run")
-    assert result.returncode == 0, result.stderr
+    result = train_in_process(cwd, "lr=10", "iters=50", "logger=none", run_dir=cwd / "run")
+    assert result.code == 0, result.stderr
     assert read_json(cwd / "run" / "results.json")["status"] == "diverged"
     return result, cwd / "run"
 
 
 @pytest.fixture(scope="module")
 def reshaped_csv_run(tmp_path_factory):
-    """A run trained on a CSV with two input columns, whose file then lost one."""
+    """A run trained on a CSV with two input columns, whose file then lost one (run in this process)."""
     cwd = tmp_path_factory.mktemp("csv_run")
     table = cwd / "table.csv"
     table.write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(20)))
-    result = train_command(cwd, "data=csv", f"data.source.path={table}", "iters=5", "logger=none", run_dir=cwd / "run")
-    assert result.returncode == 0, result.stderr
+    overrides = ("data=csv", f"data.source.path={table}", "iters=5", "logger=none")
+    result = train_in_process(cwd, *overrides, run_dir=cwd / "run")
+    assert result.code == 0, result.stderr
     table.write_text("a,y\n" + "".join(f"{i},{i * 3}\n" for i in range(20)))
     return cwd / "run"
 
@@ -187,8 +219,8 @@ def reshaped_csv_run(tmp_path_factory):
 LONG_CELL = "1" * 140_000  # over the csv module's 128 KiB field limit
 
 
-def make_inputs(folder, seed_run_dir):
-    """The files the cases refer to, written into `folder`."""
+def make_inputs(folder, run_dir):
+    """The files the cases refer to, written into `folder`; some are made from the checkpoint of `run_dir`."""
     files = {
         "long_cell": folder / "long_cell.csv",
         "long_header": folder / "long_header.csv",
@@ -215,7 +247,7 @@ def make_inputs(folder, seed_run_dir):
         "pickle": folder / "pickle.ckpt",
         "not_ckpt": folder / "notes.ckpt",
         "marker": folder / "code_ran",
-        "run": seed_run_dir,
+        "run": run_dir,
         "evil_run": folder / "evil_run",
     }
     rows = "1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n"
@@ -227,7 +259,7 @@ def make_inputs(folder, seed_run_dir):
     os.mkfifo(files["fifo"])
     files["a_file"].write_text("not a folder\n")
     files["json"].write_text('{"state_dict": {}}\n')
-    saved = torch.load(seed_run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     torch.save({key: saved[key] for key in ("state_dict", "hyper_parameters")}, files["bare"])
     files["empty"].write_text("")
     files["header_only"].write_text("x,y\n")
@@ -238,7 +270,7 @@ def make_inputs(folder, seed_run_dir):
     files["ok"].write_text(CSV_ROWS)
     files["one_row"].write_text("x,y\n1,2\n")
     files["latin1"].write_bytes("prix,y\n1,2\n2,caf\u00e9\n3,6\n".encode("latin-1"))  # a spreadsheet's export
-    checkpoint = (seed_run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    checkpoint = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
     files["truncated"].write_bytes(checkpoint[: len(checkpoint) // 2])
     linear = {
         "hyper_parameters": {"in_features": 1, "out_features": 1},
@@ -249,7 +281,7 @@ def make_inputs(folder, seed_run_dir):
     torch.save({**linear, "state_dict": state, "model_class": "pathlib.Path.touch"}, files["foreign_class"])
     torch.save({**linear, "state_dict": RunsCodeWhenUnpickled(files["marker"])}, files["pickle"])
     files["not_ckpt"].write_text("these are my notes, not a checkpoint\n")
-    shutil.copytree(seed_run_dir / ".hydra", files["evil_run"] / ".hydra")
+    shutil.copytree(run_dir / ".hydra", files["evil_run"] / ".hydra")
     (files["evil_run"] / "checkpoints").mkdir()
     shutil.copy(files["pickle"], files["evil_run"] / "checkpoints" / "last.ckpt")
     return files
@@ -357,15 +389,31 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("command", "message"), CASES, ids=[" ".join(c[0][1:]) for c in CASES])
-def test_bad_input(tmp_path, seed_run, diverged_run, reshaped_csv_run, command, message):
-    _, run_dir = seed_run
-    files = {**make_inputs(tmp_path, run_dir), "diverged": diverged_run[1], "reshaped": reshaped_csv_run}
+# One case of each kind of refusal also runs end to end (named by its id in the table): a value the run's check
+# refuses (before Lightning is imported), a mistyped key (Hydra's error, made one line), a config group set to
+# null (refused before Hydra composes), a run folder that is a file (Hydra's callback), a CSV refused once
+# training starts (after Lightning's import), and a checkpoint that would run code when loaded (predict.py).
+CASE_IDS = [" ".join(c[0][1:]) for c in CASES]
+CASE_BY_ID = dict(zip(CASE_IDS, CASES, strict=True))
+E2E_CASES = [
+    "lr=abc",
+    "lrr=0.1",
+    "data=null",
+    "hydra.run.dir={a_file}",
+    "data=csv data.source.path={ragged}",
+    "{pickle} 5",
+]
+
+
+def check_refused(run, folder, run_dir, diverged, reshaped, command, message):
+    """`run(command, cwd=folder)` next to the run in `run_dir`: one line with `message`, exit status 2, no
+    traceback, no code from a checkpoint run, and nothing written or changed, there or in `folder`."""
+    files = {**make_inputs(folder, run_dir), "diverged": diverged, "reshaped": reshaped}
     command = [part.format(**files) for part in command]
     message = message.format(**files)
-    before, inputs_before = snapshot(run_dir), snapshot(tmp_path)
+    before, inputs_before = snapshot(run_dir), snapshot(folder)
 
-    result = run_command(command, cwd=tmp_path)
+    result = run(command, cwd=folder)
 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -373,12 +421,31 @@ def test_bad_input(tmp_path, seed_run, diverged_run, reshaped_csv_run, command, 
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not files["marker"].exists(), "the checkpoint's code ran"
     assert snapshot(run_dir) == before  # the other run is untouched
-    after = snapshot(tmp_path)
+    after = snapshot(folder)
     assert {name: after[name] for name in inputs_before} == inputs_before  # the input files too
     assert [name for name in after if name not in inputs_before] == []  # not even Hydra's empty run folder
-    assert not list(tmp_path.glob("outputs/*/*"))
+    assert not list(folder.glob("outputs/*/*"))
 
 
+def in_process(command, cwd):
+    return script_in_process(command[0], cwd, *command[1:])
+
+
+@pytest.mark.parametrize(("command", "message"), CASES, ids=CASE_IDS)
+def test_bad_input(tmp_path, existing_run, diverged_run, reshaped_csv_run, command, message):
+    check_refused(in_process, tmp_path, existing_run, diverged_run[1], reshaped_csv_run, command, message)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize(("command", "message"), [CASE_BY_ID[i] for i in E2E_CASES], ids=E2E_CASES)
+def test_bad_input_end_to_end(tmp_path, seed_run, diverged_run, reshaped_csv_run, command, message):
+    _, run_dir = seed_run
+    check_refused(run_command, tmp_path, run_dir, diverged_run[1], reshaped_csv_run, command, message)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_hydra_full_error_shows_hydras_own_report(tmp_path):
     result = run_command(["scripts/train.py", "lrr=0.1"], cwd=tmp_path, HYDRA_FULL_ERROR="1")
     assert result.returncode == 1
@@ -392,6 +459,8 @@ def test_a_diverged_run_prints_its_numbers_readably(diverged_run):
     assert "diverged at step" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_prints_no_library_warnings(tmp_path):
     # PYTHONWARNINGS="": Python's own default, as a user's shell has it (run_command silences warnings)
     result = run_command(["scripts/train.py", "logger=csv", "iters=2"], cwd=tmp_path, PYTHONWARNINGS="")
@@ -399,6 +468,8 @@ def test_a_run_prints_no_library_warnings(tmp_path):
     assert result.stderr == ""
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_help_shows_the_projects_keys_groups_and_examples(tmp_path):
     result = run_command(["scripts/train.py", "--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -417,6 +488,8 @@ def test_help_shows_the_projects_keys_groups_and_examples(tmp_path):
     assert "Powered by Hydra" not in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_summarize_a_sweep_where_no_job_finished(tmp_path):
     for job, text in (("0", "[1, 2]"), ("1", '{"status": "failed", "error": "lr: bad"}'), ("2", '{"status": ')):
         (tmp_path / job / ".hydra").mkdir(parents=True)
