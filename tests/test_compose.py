@@ -25,8 +25,8 @@ def test_the_allowlist_matches_whole_module_names(monkeypatch):
 
 
 def test_an_allowed_name_that_is_not_a_class_is_never_called():
-    with pytest.raises(InvalidInput, match=r"'linreg\.results\.write_results' is not a class"):
-        allowed_class("model._target_", "linreg.results.write_results")
+    with pytest.raises(InvalidInput, match=r"'linreg\.record\.write' is not a class"):
+        allowed_class("model._target_", "linreg.record.write")
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +232,8 @@ def test_removing_a_callback_the_record_needs_is_refused(tmp_path):
 # defined elsewhere, Hydra's own callbacks, an override Hydra parses after an option, and an interpolation.
 BYPASSES = [
     ("+callbacks.evil={{_target_: linreg.sweep.io.FileIO, _args_: [{marker}, w]}}", "(defined as _io.FileIO)"),
-    ("+hydra.callbacks.evil={{_target_: linreg.results.Path, _args_: [{marker}]}}", "(defined as pathlib."),
-    ("+hydra.callbacks.evil={{_target_: linreg.results.os.open, _args_: [{marker}, 577]}}", "is not a class"),
+    ("+hydra.callbacks.evil={{_target_: linreg.record.Path, _args_: [{marker}]}}", "(defined as pathlib."),
+    ("+hydra.callbacks.evil={{_target_: linreg.record.os.open, _args_: [{marker}, 577]}}", "is not a class"),
     ("-cn train +hydra.callbacks.evil={{_target_: pathlib.Path.touch, _args_: [{marker}]}}", "is not an allowed"),
 ]
 
