@@ -6,12 +6,12 @@ import textwrap
 
 import pytest
 import yaml
-from conftest import read_json, run_command, snapshot, train_command
+from conftest import read_json, run_command, script_in_process, snapshot, train_command, train_in_process
 
 from linreg.errors import InvalidInput
 from linreg.targets import allowed_class, is_allowed
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("compose")]  # one worker: shares module fixtures
+pytestmark = pytest.mark.xdist_group("compose")  # one worker: shares module fixtures
 
 
 def test_the_allowlist_matches_whole_module_names(monkeypatch):
@@ -39,6 +39,8 @@ def mlp_run(tmp_path_factory):
     return cwd / "run", result
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_mlp_with_adam_learns_synthetic_data(mlp_run):
     run_dir, result = mlp_run
     record = read_json(run_dir / "results.json")
@@ -50,6 +52,8 @@ def test_mlp_with_adam_learns_synthetic_data(mlp_run):
     assert "w = " not in result.stdout and "Prediction after training" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_mlp_run_predicts_and_resumes(mlp_run, tmp_path):
     run_dir, _ = mlp_run
     predicted = run_command(["scripts/predict.py", str(run_dir), "0.5", "-1"], cwd=tmp_path)
@@ -62,6 +66,8 @@ def test_mlp_run_predicts_and_resumes(mlp_run, tmp_path):
     assert (record["model"], record["optimizer"], record["steps"], record["lr"]) == ("MLPRegression", "Adam", 400, 0.01)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_mlp_trains_on_a_csv_file(tmp_path):
     path = tmp_path / "curve.csv"
     rows = [(x / 10, (x / 10) ** 2) for x in range(-20, 21)]
@@ -74,6 +80,8 @@ def test_mlp_trains_on_a_csv_file(tmp_path):
     assert mlp_mse < linear_mse / 5  # y = x^2 is not a line: the MLP must do much better than the linear model
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_early_stopping_added_by_override_stops_the_run_and_the_record_says_so(tmp_path):
     early_stopping = (
         "+callbacks.early_stopping={_target_: lightning.pytorch.callbacks.EarlyStopping, "
@@ -88,6 +96,8 @@ def test_early_stopping_added_by_override_stops_the_run_and_the_record_says_so(t
     assert f"stopped by EarlyStopping at step {record['steps']} of 1000" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_loggers_at_once_both_write_into_the_run_folder(tmp_path):
     result = train_command(tmp_path, "logger=[tensorboard,csv]", "iters=200", run_dir=tmp_path / "run")
     assert result.returncode == 0, result.stderr
@@ -117,6 +127,8 @@ class ThroughOrigin(Regression):
 """
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_model_of_your_own_is_a_class_and_a_yaml_file(tmp_path):
     (tmp_path / "mymodels.py").write_text(MODULE)
     (tmp_path / "conf" / "model").mkdir(parents=True)
@@ -147,7 +159,7 @@ MARKER_TARGET = {"_target_": "pathlib.Path.touch", "_args_": []}  # the marker's
 @pytest.mark.parametrize("where", ["data", "callbacks"])
 def test_resume_refuses_a_saved_config_naming_a_callable_outside_the_allowlist(tmp_path, where):
     source = tmp_path / "source"
-    assert train_command(tmp_path, "iters=5", run_dir=source).returncode == 0
+    assert train_in_process(tmp_path, "iters=5", run_dir=source).code == 0
     marker = tmp_path / "code_ran"
     saved = source / ".hydra" / "config.yaml"
     config = yaml.safe_load(saved.read_text())
@@ -159,7 +171,7 @@ def test_resume_refuses_a_saved_config_naming_a_callable_outside_the_allowlist(t
     saved.write_text(yaml.safe_dump(config))
     before = snapshot(source)
 
-    result = train_command(tmp_path, f"resume={source}", run_dir=tmp_path / "resumed")
+    result = train_in_process(tmp_path, f"resume={source}", run_dir=tmp_path / "resumed")
 
     assert result.returncode == 2
     key = "data._target_" if where == "data" else "callbacks.evil._target_"
@@ -182,7 +194,7 @@ def test_resume_refuses_a_saved_config_naming_a_callable_outside_the_allowlist(t
 )
 def test_an_override_naming_a_callable_outside_the_allowlist_is_refused(tmp_path, override):
     marker = tmp_path / "code_ran"
-    result = train_command(tmp_path, override.replace("{marker}", str(marker)))
+    result = train_in_process(tmp_path, override.replace("{marker}", str(marker)))
     assert result.returncode == 2
     assert "is not an allowed target" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not marker.exists(), "the override's callable ran"
@@ -198,6 +210,8 @@ def test_the_marker_callable_really_would_create_the_file(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_config_file_of_your_own_adds_a_callback(tmp_path):
     """The YAML way to add a callback: a file in a config folder of your own that extends the default list."""
     (tmp_path / "conf" / "callbacks").mkdir(parents=True)
@@ -219,6 +233,8 @@ def test_a_config_file_of_your_own_adds_a_callback(tmp_path):
     assert read_json(tmp_path / "r" / "results.json")["stopped_by"] == "EarlyStopping"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_removing_a_callback_the_record_needs_is_refused(tmp_path):
     result = train_command(tmp_path, "~callbacks.loss_monitor")
     assert result.returncode == 2
@@ -238,17 +254,31 @@ BYPASSES = [
 ]
 
 
-@pytest.mark.parametrize(("override", "message"), BYPASSES)
-def test_names_that_only_look_allowed_are_refused(tmp_path, override, message):
+def check_bypass_refused(run, tmp_path, override, message):
+    """`run(cwd, *args)` runs scripts/train.py with `override`: refused in one line, and its callable never ran."""
     marker = tmp_path / "code_ran"
     marker_args = override.format(marker=marker)
     args = marker_args.split(" ", 2) if marker_args.startswith("-cn") else [marker_args]
-    result = run_command(["scripts/train.py", *args], cwd=tmp_path)
+    result = run(tmp_path, *args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(("override", "message"), BYPASSES)
+def test_names_that_only_look_allowed_are_refused(tmp_path, override, message):
+    check_bypass_refused(train_in_process, tmp_path, override, message)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_an_override_after_an_option_is_refused_end_to_end(tmp_path):
+    """The last route as a user's shell passes it: Hydra reads the override after `-cn train`."""
+    check_bypass_refused(train_command, tmp_path, *BYPASSES[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_interpolation_cannot_hide_a_target_in_a_saved_config(tmp_path):
     source = tmp_path / "source"
     assert train_command(tmp_path, "iters=5", run_dir=source).returncode == 0
@@ -275,6 +305,6 @@ def test_a_checkpoint_cannot_name_a_class_that_is_not_a_model(tmp_path):
     for model_class, message in cases.items():
         hparams = {"args": ["touch", str(marker)]} if model_class == popen else {}
         torch.save({"state_dict": {}, "model_class": model_class, "hyper_parameters": hparams}, tmp_path / "x.ckpt")
-        result = run_command(["scripts/predict.py", str(tmp_path / "x.ckpt"), "5"], cwd=tmp_path)
+        result = script_in_process("scripts/predict.py", tmp_path, str(tmp_path / "x.ckpt"), "5")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()
