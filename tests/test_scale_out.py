@@ -26,6 +26,8 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_nodes_without_a_cluster_environment_are_refused_before_training(tmp_path):
     result = train_command(tmp_path, "+trainer.num_nodes=2", run_dir=tmp_path / "run")
     assert result.returncode == 2
@@ -36,6 +38,8 @@ def test_two_nodes_without_a_cluster_environment_are_refused_before_training(tmp
     assert not (tmp_path / "run" / "results.json").exists()  # nothing trained, nothing waited for
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_devices_that_differ_from_what_torchrun_started_are_refused(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
@@ -86,6 +90,7 @@ def test_the_slurm_launcher_gives_each_job_one_task_per_ddp_process():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_ddp_in_a_sweep_is_refused_where_lightning_would_re_run_the_command(tmp_path, launcher):
     result = run_command(
@@ -109,6 +114,7 @@ def one_process(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @ON_THE_CLUSTER
 def test_srun_ddp_run_writes_one_folder_named_by_the_job_and_equals_one_process(slurm_cluster, one_process, tmp_path):
     overrides = ["trainer=ddp", "lr=0.1", "iters=500", "seed=0"]
@@ -130,6 +136,7 @@ def test_srun_ddp_run_writes_one_folder_named_by_the_job_and_equals_one_process(
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @ON_THE_CLUSTER
 def test_a_slurm_job_with_fewer_tasks_than_ddp_processes_fails_in_one_line(slurm_cluster, tmp_path):
     launcher = ["hydra/launcher=slurm", f"hydra.launcher.partition={slurm_cluster}", "hydra.launcher.tasks_per_node=1"]

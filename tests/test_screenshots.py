@@ -5,7 +5,7 @@ import pytest
 from conftest import run_command
 from matplotlib.image import imread
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_screenshots_capture_tensorboards_tabs_and_the_sweep_plot(tmp_path):

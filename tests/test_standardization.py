@@ -96,6 +96,7 @@ def _least_squares_val_r2(splits: Splits) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_columns_1e4_apart_reach_the_least_squares_fit_only_when_standardized(tmp_path):
     """The README's CSV command at lr=0.1, iters=500: standardized, the least-squares fit; unstandardized, the same
     lr diverges, and an lr small enough not to diverge stalls far from it. The record says which, and why."""
@@ -122,6 +123,8 @@ def test_columns_1e4_apart_reach_the_least_squares_fit_only_when_standardized(tm
     assert diverged["condition_number"] == stalled["condition_number"] > 1e5  # why: the raw design's conditioning
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_predict_takes_raw_inputs_and_equals_the_network_on_standardized_ones(tmp_path):
     path = _scaled_csv(tmp_path / "scaled.csv", rows=60)
     cfg = compose_config("data=csv", f"data.source.path={path}", "lr=0.1", "iters=50", *QUIET)
@@ -161,6 +164,8 @@ def test_a_resumed_standardized_run_equals_an_uninterrupted_one(tmp_path):
     assert resumed["weight"] == whole["weight"] and resumed["bias"] == whole["bias"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_all_rows_train_when_the_fractions_are_0_and_absent_metrics_stay_absent(tmp_path):
     rows = "\n".join(f"{i},{3 * i - 1}" for i in range(8))
     path = tmp_path / "line.csv"

@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO, hparams_sessions, read_json, run_command, tensorboard_server, train_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sweeps")]  # one worker: shares module fixtures
+# One worker: the tests share module fixtures. Every test runs the real commands in subprocesses.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("sweeps")]
 
 
 def sweep(tmp_path, *overrides):
