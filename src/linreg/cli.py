@@ -19,9 +19,15 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
-from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from linreg import record
 from linreg.config import GROUPS
@@ -102,7 +108,6 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
 
 
 _LEXER_ERROR = re.compile(r"LexerNoViableAltException: (?P<override>.*)\n(?P<caret> *)\^")
-_UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+(?P<override>\S+)")
 
 
 def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), config_dir: Path | None = None) -> str:
@@ -111,13 +116,11 @@ def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), con
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
         group, _, name = error.missing_cfg_file.rpartition("/")
         return f"{group}={name}: no such config; expected one of {', '.join(error.options)}"
-    unknown = _UNKNOWN_KEY.match(str(error))
+    unknown = _unknown_override(error, args)
     if unknown:
         from linreg.suggest import known_keys, unknown_key_line
 
-        key, value = unknown["key"], unknown["override"].partition("=")[2]  # Hydra's: a sweep's first value
-        typed = [arg.partition("=")[2] for arg in args if arg.partition("=")[0].lstrip("+~") == key]
-        value = typed[0] if typed else value
+        key, value = unknown
         if config_dir is None:
             return f"{key}: no such key in the config; expected one of its keys (`--cfg job` lists them)"
         return unknown_key_line(key, value, known_keys(config_dir, _config_name(args), args, GROUPS))
@@ -131,6 +134,23 @@ def hydra_error_line(error: CompactHydraException, args: Sequence[str] = (), con
             f"value in quotes, e.g. '{key}=\"{value}\"'"
         )
     return "; ".join(line.strip().rstrip(".:") for line in str(error).splitlines() if line.strip())
+
+
+def _unknown_override(error: CompactHydraException, args: Sequence[str]) -> tuple[str, str] | None:
+    """The override, as typed (key, value), that set a key the config does not have: OmegaConf's error behind
+    Hydra's names the first missing part of it (`full_key`)."""
+    cause = error.__cause__
+    if not isinstance(error, ConfigCompositionException) or not isinstance(
+        cause, ConfigKeyError | ConfigAttributeError
+    ):
+        return None
+    missing = str(cause.full_key)
+    for arg in args:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key == missing or key.startswith(missing + "."):
+            return key, value
+    return missing, ""
 
 
 def _config_name(args: Sequence[str]) -> str:
