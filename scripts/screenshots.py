@@ -9,8 +9,8 @@ docs/tensorboard_images.png and docs/sweep_summary.png (or into --out).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,20 +33,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = _run_sweep(Path(tmp), args.sweep)
-        port = _free_port()
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(sweep_dir), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_until_serving(port)
-            for name, tab in TABS.items():
-                url = f"http://127.0.0.1:{port}/?forceSVG=true#{tab}"
-                _capture(chromium, url, args.out / f"tensorboard_{name}.png", Path(tmp))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        url = _tensorboard(sweep_dir)
+        for name, tab in TABS.items():
+            _capture(chromium, f"{url}?forceSVG=true#{tab}", args.out / f"tensorboard_{name}.png", Path(tmp))
         shutil.copyfile(sweep_dir / "summary.png", args.out / "sweep_summary.png")
     print(f"wrote {', '.join(f'tensorboard_{name}.png' for name in TABS)} and sweep_summary.png in {args.out}")
     return 0
@@ -70,22 +59,20 @@ def _run_sweep(cwd: Path, overrides: list[str]) -> Path:
     return sweep_dir
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _tensorboard(logdir: Path, timeout: float = 60) -> str:
+    """A real TensorBoard on `logdir`, served from this process on a port the system picks (TensorBoard's own
+    `launch()`); returns its URL once it lists the runs."""
+    from tensorboard import program
 
-
-def _wait_until_serving(port: int, timeout: float = 60) -> None:
+    board = program.TensorBoard()
+    board.configure(argv=[None, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"])
+    url = board.launch()
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    while not json.loads(urllib.request.urlopen(f"{url}data/runs", timeout=5).read()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"TensorBoard at {url} found no runs in {logdir} within {timeout:.0f} s")
+        time.sleep(0.5)
+    return url
 
 
 def _capture(chromium: str, url: str, path: Path, profile: Path) -> None:
