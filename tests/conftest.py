@@ -137,14 +137,16 @@ def script_in_process(script: str, cwd: Path, *args: str, **env: str) -> Answer:
 
 def fresh_process_state() -> None:
     """What linreg keeps for the life of a process, as a new process has it: the launch time that names the
-    run folder (cached: two runs in one test get different folders) and the folder claimed by this process."""
+    run folder (cached: two runs in one test get different folders), the folder claimed by this process, and
+    the allowlist's additions taken from the environment when the command started."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from linreg import distributed, run_folder
+    from linreg import distributed, run_folder, targets
 
     GlobalHydra.instance().clear()
     distributed.launch_time.cache_clear()
     run_folder._claimed.clear()
+    targets._frozen_additions = None
 
 
 def train_in_process(cwd: Path, *overrides: str, run_dir: Path | None = None) -> Answer:

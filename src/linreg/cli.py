@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import (
     CompactHydraException,
     ConfigCompositionException,
@@ -33,11 +31,12 @@ from linreg import record
 from linreg.config import GROUPS
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
+from linreg.overrides import refuse_bad_overrides
 from linreg.record import RESULTS_FILE, Status
 from linreg.resume import run_config
 from linreg.run_folder import discard_unused_folder
 from linreg.sweep import write_tables
-from linreg.targets import allowed_class, targets
+from linreg.targets import freeze_allowlist
 
 
 def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
@@ -49,6 +48,7 @@ def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
     them when HYDRA_FULL_ERROR=1, so that is set here, unless the user set it to 1 to see Hydra's own report
     (only 1 asks for it: many shells set it to 0).
     """
+    freeze_allowlist()
     try:
         refuse_bad_overrides(sys.argv[1:])
     except InvalidInput as error:
@@ -77,34 +77,6 @@ def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
             del os.environ["HYDRA_FULL_ERROR"]
         else:
             os.environ["HYDRA_FULL_ERROR"] = users_setting
-
-
-def refuse_bad_overrides(args: Sequence[str]) -> None:
-    """Checks the command line before Hydra composes anything: each `_target_` typed in an override, and
-    a config group set to null (which Hydra would answer with a traceback).
-
-    `linreg.config.check` sees the run's config later; this sees `hydra.*` overrides too, such as a callback
-    that Hydra itself would build before any job starts, so their targets are checked down to the class they
-    import as. An override Hydra cannot parse is left to its own one-line report (`run_app`).
-    """
-    parser = OverridesParser.create()
-    for arg in args:
-        if arg.startswith("-") or "=" not in arg:  # -m, -cn train, --cfg job
-            continue
-        try:
-            (override,) = parser.parse_overrides([arg])
-        except Exception:
-            continue
-        key, value = override.get_key_element().lstrip("+~"), override.value()
-        if key in GROUPS and value is None:
-            hint = " (logger=none for no logger)" if key == "logger" else ""
-            raise InvalidInput(f"{key}=null: not a config; expected one of the configs in conf/{key}/{hint}")
-        for item in value.list if isinstance(value, ChoiceSweep) else [value]:
-            where = key
-            if where.endswith("_target_"):
-                item, where = {"_target_": item}, where.removesuffix("_target_").rstrip(".")
-            for path, target in targets(item, where):
-                allowed_class(path, target)
 
 
 _LEXER_ERROR = re.compile(r"LexerNoViableAltException: (?P<override>.*)\n(?P<caret> *)\^")

@@ -28,20 +28,26 @@ GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 TOP_LEVEL_KEYS = ("lr", "iters", "seed", "threads", "objective", "resume", *GROUPS)
 
 
-def check(cfg: DictConfig) -> None:
-    """Refuse a config that cannot describe a run, before anything is imported, built, opened or written.
+def check(cfg: DictConfig) -> DictConfig:
+    """Refuse a config that cannot describe a run, before anything is imported, built, opened or written, and
+    return it resolved: the config the run builds from.
 
-    These are the run's own keys and every `_target_` (`linreg.targets`); the classes a config names check
-    their own keys when they are built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers).
+    The config is resolved once, here, and checked as resolved: what is built is what was checked. A string
+    that still reads as an interpolation after resolution (an escaped `\\${...}`) is refused, so that no later
+    step (Hydra's `instantiate` resolves what it is given) can bring it to life. These are the run's own keys
+    and every `_target_` (`linreg.targets`); the classes a config names check their own keys when they are
+    built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers).
     """
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. `iters=${lrr}`, names a real key
+        container = OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. `iters=${lrr}`, names a real key
     except InterpolationResolutionError as error:
         reason = str(error).splitlines()[0]
         expected = "expected a value, or ${key} naming a key of the config"
         raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
-    refuse_unallowed_targets(resolved)
+    refuse_live_text(container)
+    refuse_unallowed_targets(container)
     refuse_unread_keys(cfg)
+    cfg = OmegaConf.create(container)  # no interpolation left: nothing in it is resolved a second time
     for group in ("data", "model", "optimizer", "trainer"):
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -88,6 +94,8 @@ def check(cfg: DictConfig) -> None:
             "so results.json could not say what happened; expected trainer=ddp"
         )
     require_gpus(cfg.trainer)
+    refuse_paths_out_of_the_run_folder(cfg.logger)
+    return cfg
 
 
 # Trainer arguments `linreg.train` passes itself; one given with `+trainer.<key>=...` would be overridden.
@@ -127,6 +135,64 @@ TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
     ),
     "barebones": ((False,), "it turns off the logging and checks the run's record is made from; expected logger=none"),
 }
+
+
+def refuse_live_text(node: object, key: str = "") -> None:
+    """A resolved config holds values only: a string that would read as an interpolation (`${...}`) once more is
+    refused, whatever produced it (an escaped `\\${...}` in an override or a saved config, a resolver's output)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            refuse_live_text(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            refuse_live_text(value, f"{key}[{index}]")
+    elif isinstance(node, str) and "${" in node:
+        raise InvalidInput(
+            f"{key}: {node!r} still reads as an interpolation after resolution; expected a plain value "
+            "(overrides and run folders are data: an escaped ${...} is not resolved later)"
+        )
+
+
+# Resolvers that stay inside the config and the run: the time, Hydra's own settings, the run folder's name. Any
+# other (oc.env, oc.create, oc.decode, ...) reads the environment or builds nodes: refused in overrides and
+# saved configs, which are data. A plain `${key}` is not a resolver and stays allowed.
+ALLOWED_RESOLVERS = ("now", "hydra", "run_name")
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
+
+
+def refuse_outside_resolvers(node: object, key: str = "") -> None:
+    """Refuse a string of `node` (a value, or a tree of them) that calls a resolver outside ALLOWED_RESOLVERS."""
+    if isinstance(node, dict | DictConfig):
+        items = node.items() if isinstance(node, dict) else OmegaConf.to_container(node, resolve=False).items()
+        for name, value in items:
+            refuse_outside_resolvers(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            refuse_outside_resolvers(value, f"{key}[{index}]")
+    elif isinstance(node, str):
+        for resolver in _RESOLVER.findall(node):
+            if resolver not in ALLOWED_RESOLVERS:
+                raise InvalidInput(
+                    f"{key}: {node!r} calls the resolver {resolver}, which reaches outside the config; expected a "
+                    f"value, ${{key}}, or one of the resolvers {', '.join(ALLOWED_RESOLVERS)}"
+                )
+
+
+# Logger arguments that name a folder under the logger's save_dir (the run folder): a plain name, no path.
+LOGGER_FOLDER_KEYS = ("name", "version", "sub_dir")
+
+
+def refuse_paths_out_of_the_run_folder(loggers: DictConfig) -> None:
+    """Every file a logger writes stays in the run folder: its name, version and sub-folder are names, not paths
+    (`logger.csv.name=../../x` would write beside, or over, another folder's files)."""
+    for name, entry in loggers.items():
+        for key in LOGGER_FOLDER_KEYS:
+            value = entry.get(key)
+            if isinstance(value, str) and (value in (".", "..") or any(sep in value for sep in ("/", "\\"))):
+                raise InvalidInput(
+                    f"logger.{name}.{key}: {value!r} leaves the run folder; expected a plain name (no / or ..), "
+                    "or an empty string"
+                )
 
 
 def refuse_unread_keys(cfg: DictConfig) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
-from linreg.config import check
+from linreg.config import check, refuse_outside_resolvers
 from linreg.errors import InvalidInput
 from linreg.record import CHECKPOINT, Status, read_status
 
@@ -26,12 +28,11 @@ CHANGEABLE = ("resume", "iters")
 
 
 def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config a run trains with, checked (`linreg.config.check`): with `resume=`, that of the run it
-    continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value fails at once.
+    """The config a run trains with, resolved once and checked (`linreg.config.check`): with `resume=`, that of
+    the run it continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value
+    fails at once.
     """
-    cfg = resume_config(cfg, overrides) if cfg.get("resume") else cfg
-    check(cfg)
-    return cfg
+    return check(resume_config(cfg, overrides) if cfg.get("resume") else cfg)
 
 
 def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -50,7 +51,7 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         )
     if read_status(run_dir) == Status.DIVERGED:
         raise InvalidInput(f"resume: the run in {run_dir} diverged; expected a new run, with a smaller lr")
-    resumed = OmegaConf.load(saved)
+    resumed = _saved_config(saved)
     if isinstance(resumed.get("trainer"), DictConfig) and "max_time" in resumed.trainer:
         raise InvalidInput(
             f"resume: the run in {cfg.resume} was limited by trainer.max_time, whose clock is restored with "
@@ -65,6 +66,24 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         resumed.resume = str(run_dir)
         if "iters" in keys:
             resumed.iters = cfg.iters
+    return resumed
+
+
+def _saved_config(saved: Path) -> DictConfig:
+    """A run folder's `.hydra/config.yaml`, read as data: a broken or foreign file is one line, and a resolver
+    that reaches outside the config (`${oc.env:...}`, `${oc.create:...}`) is refused before anything resolves."""
+    try:
+        resumed = OmegaConf.load(saved)
+    except (OSError, ValueError, YAMLError, OmegaConfBaseException) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InvalidInput(
+            f"resume: '{saved}' is not a readable config ({reason}); expected the file a run wrote"
+        ) from None
+    if not isinstance(resumed, DictConfig):
+        raise InvalidInput(f"resume: '{saved}' holds no mapping of keys; expected the file a run wrote")
+    if "hydra" in resumed:  # Hydra keeps its own settings apart; a run's config never holds them
+        raise InvalidInput(f"resume: '{saved}' holds hydra settings; expected the file a run wrote")
+    refuse_outside_resolvers(resumed)
     return resumed
 
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linreg.distributed import launch_time
 from linreg.errors import InvalidInput, fault_line
+from linreg.record import RESULTS_FILE
 
 MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
 
@@ -33,7 +35,16 @@ MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (
 RANK_VARIABLES = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
 
 
-_claimed: list[Path] = []  # the folder this process claimed, while it may still be given back
+@dataclass(frozen=True)
+class Claim:
+    """A folder this process claimed, and what it made there: a refused command removes that and nothing else."""
+
+    folder: Path
+    made: Path | None  # the outermost folder the claim created (the folder itself or a parent); None: it existed
+    entries_before: frozenset[str]  # what the folder held when claimed (log files of other ranks, say)
+
+
+_claimed: list[Claim] = []  # the folders this process claimed, while they may still be given back
 
 
 class FreshFolders(Callback):
@@ -74,8 +85,7 @@ class FreshFolders(Callback):
         if not first_process():
             return
         try:
-            claim(folder, key, first_entry)
-            _claimed.append(folder)
+            _claimed.append(claim(folder, key, first_entry))
         except InvalidInput as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
@@ -102,7 +112,7 @@ def first_process() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
 
 
-def claim(folder: Path, key: str, first_entry: Path) -> None:
+def claim(folder: Path, key: str, first_entry: Path) -> Claim:
     """Make `folder` this run's, or raise: it must be new or hold only log files, and `first_entry` not yet made
     by another command."""
     refusal = InvalidInput(
@@ -111,9 +121,11 @@ def claim(folder: Path, key: str, first_entry: Path) -> None:
     )
     if folder.exists() and not folder.is_dir():
         raise InvalidInput(f"{key}: '{folder}' is a file, not a folder; expected a new or empty folder")
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     # Log files may be there already: other ranks of the same launch open theirs as they start.
-    if any(not entry.name.endswith(".log") for entry in folder.iterdir()):
+    entries = frozenset(entry.name for entry in folder.iterdir())
+    if any(not name.endswith(".log") for name in entries):
         raise refusal
     try:
         if first_entry.suffix:
@@ -122,20 +134,35 @@ def claim(folder: Path, key: str, first_entry: Path) -> None:
             (folder / first_entry).mkdir()
     except FileExistsError:
         raise refusal from None
+    return Claim(folder, missing[-1] if missing else None, entries)
 
 
 def discard_unused_folder() -> None:
-    """Remove the run or sweep folder this process claimed, when it was refused before recording anything.
+    """Remove what this process made for a run or sweep refused before it recorded anything: a refused command
+    leaves nothing behind in outputs/ (Hydra had already written `.hydra/` and a log file there).
 
-    A refused command then leaves nothing behind in outputs/ (Hydra had already written `.hydra/` and an empty
-    log there). Only a folder that was new or empty when claimed, and still holds no results.json at any
-    depth, is removed; so is its date folder, if that is left empty.
+    Only what the claim made goes: the folder and the parents it created when they hold no results.json; in a
+    folder that was there before, only the entries that were not. Nothing the user had is removed.
     """
-    for folder in _claimed:
-        if folder.is_dir() and not any(folder.rglob("results.json")):
-            shutil.rmtree(folder, ignore_errors=True)
+    for claimed in _claimed:
+        folder = claimed.folder
+        if not folder.is_dir() or any(folder.rglob(RESULTS_FILE)):
+            continue
+        if claimed.made is None:
+            for entry in folder.iterdir():
+                if entry.name in claimed.entries_before:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in folder.parents:  # the date folder, if the claim made it and nothing else is in it now
+            if parent == claimed.made.parent:
+                break
             with contextlib.suppress(OSError):
-                folder.parent.rmdir()  # only if empty
+                parent.rmdir()  # only if empty
     _claimed.clear()
 
 

@@ -15,6 +15,7 @@ import csv
 import math
 import stat
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,10 +174,11 @@ class CsvData:
 
     def load(self) -> Splits:
         header, table = read_numeric_csv(self.path)
+        position = {name: index for index, name in enumerate(header)}  # a dict: a header of 100,000 names is fast
         target = self.target if self.target is not None else header[-1]
         features = self.features if self.features is not None else [c for c in header if c != target]
         for key, column in [("data.source.target", target), *(("data.source.features", c) for c in features)]:
-            if column not in header:
+            if column not in position:
                 columns = ", ".join(_shortened(c) for c in header)
                 raise InvalidInput(f"{key}: no column '{_shortened(column)}' in {self.path}; its columns are {columns}")
         if not features:
@@ -186,8 +188,8 @@ class CsvData:
                 f"data.source.features: {features!r} holds the target '{target}'; expected input columns other than "
                 "data.source.target"
             )
-        x = torch.from_numpy(table[:, [header.index(c) for c in features]])
-        y = torch.from_numpy(table[:, [header.index(target)]])
+        x = torch.from_numpy(table[:, [position[c] for c in features]])
+        y = torch.from_numpy(table[:, [position[target]]])
         return split_randomly(
             x, y, self.val_fraction, self.test_fraction, self.split_seed, what=f"data.source.path: {self.path}"
         )
@@ -237,10 +239,12 @@ def _read_table(path: Path) -> tuple[list[str], np.ndarray]:
             f"data.source.path: '{path}' has no name for column {header.index('') + 1} of its header row; "
             "expected a name for every column"
         )
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(header).items() if count > 1)
     if repeated:
+        names = ", ".join(repr(_shortened(name)) for name in repeated[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
         raise InvalidInput(
-            f"data.source.path: '{path}' has the column name(s) {', '.join(map(repr, repeated))} more than once; "
+            f"data.source.path: '{path}' has the column name(s) {names}{more} more than once; "
             "expected one name per column"
         )
     with warnings.catch_warnings():

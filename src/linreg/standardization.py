@@ -85,6 +85,7 @@ class Standardization(nn.Module):
         original = weight * self.y_scale.unsqueeze(1) / self.x_scale.unsqueeze(0)
         return original, self.y_scale * bias + self.y_mean - original @ self.x_mean.expand(weight.shape[1])
 
+
 def _take_saved_shapes(module: Standardization, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     """The statistics' width is the data's, which a model built from its hyperparameters does not know yet
     (it starts as the identity): take the saved tensors' shapes instead of refusing them."""

@@ -41,10 +41,25 @@ ALLOWED_TARGETS = (
 ALLOWLIST_VARIABLE = "LINREG_ALLOWED_TARGETS"
 
 
+_frozen_additions: tuple[str, ...] | None = None  # set by freeze_allowlist when a command starts
+
+
+def freeze_allowlist() -> None:
+    """Take the user's additions from the environment now, as the command starts, for the rest of the process:
+    Hydra may change os.environ before the job runs (`hydra.job.env_set`), and a config must never widen its
+    own allowlist."""
+    global _frozen_additions
+    _frozen_additions = _additions_in_environment()
+
+
+def _additions_in_environment() -> tuple[str, ...]:
+    return tuple(name.strip() for name in os.environ.get(ALLOWLIST_VARIABLE, "").split(",") if name.strip())
+
+
 def allowed_targets() -> tuple[str, ...]:
-    """The built-in allowlist and the user's additions from LINREG_ALLOWED_TARGETS."""
-    added = [name.strip() for name in os.environ.get(ALLOWLIST_VARIABLE, "").split(",") if name.strip()]
-    return (*ALLOWED_TARGETS, *added)
+    """The built-in allowlist and the user's additions from LINREG_ALLOWED_TARGETS, as the command started."""
+    additions = _additions_in_environment() if _frozen_additions is None else _frozen_additions
+    return (*ALLOWED_TARGETS, *additions)
 
 
 def is_allowed(target: object) -> bool:
@@ -121,6 +136,10 @@ def build(key: str, node: DictConfig, **kwargs: Any) -> Any:
     """
     for path, target in targets(node, key):
         allowed_class(path, target)
+    for name, value in kwargs.items():  # Hydra merges them into the node, where `${` would be read as code
+        if isinstance(value, str) and "${" in value:
+            expected = "expected a value without ${"
+            raise InvalidInput(f"{key}.{name}: {value!r} would be read as an interpolation; {expected}")
     try:
         return instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as error:

@@ -1,0 +1,105 @@
+"""The command line's overrides are data: what they may set is checked as typed, before Hydra composes anything.
+
+Hydra acts on some `hydra.*` settings itself, before and around the job (it applies `hydra.job.env_set` to the
+environment, configures logging from `hydra.job_logging`, builds `hydra.callbacks`, writes its files into
+`hydra.output_subdir`), so those are allowed by name: where runs go, the launcher's and sweeper's own settings,
+verbosity, and the choice of launcher, sweeper and logging configs (files, trusted like `conf/`). Every
+`_target_` typed is checked down to the class it imports as; a resolver that reaches outside the config, or an
+escaped interpolation that a later resolution would bring to life, is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePath
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
+
+from linreg.config import GROUPS, refuse_outside_resolvers
+from linreg.errors import InvalidInput
+from linreg.targets import allowed_class, targets
+
+# The hydra.* settings a command line may change (a key, or a prefix ending in "."), and the config groups of
+# Hydra's it may choose from (`hydra/launcher=joblib`).
+HYDRA_ALLOWED = (
+    "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.verbose", "hydra.launcher.", "hydra.sweeper.",
+    "hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging",
+)  # fmt: skip
+# Launcher and sweeper settings that run commands, import code or write outside the run folders.
+HYDRA_REFUSED = {
+    "hydra.launcher.setup": "its lines run as shell commands in each SLURM job",
+    "hydra.launcher.srun_args": "its words are given to srun as they are",
+    "hydra.launcher.additional_parameters": "its entries become #SBATCH lines",
+    "hydra.launcher.submitit_folder": "submitit writes its logs and pickles there, outside the sweep folder",
+    "hydra.launcher.temp_folder": "joblib writes its temporary files there",
+    "hydra.sweeper.storage": "Optuna opens or creates that database file",
+    "hydra.sweeper.custom_search_space": "Optuna imports and calls the function it names",
+}
+# What a sweep job's sub-folder may interpolate: Hydra's names for the job, never a value of the config.
+_JOB_NAMES = re.compile(r"\$\{hydra\.job\.(num|id|override_dirname)\}")
+
+
+def refuse_bad_overrides(args: Sequence[str]) -> None:
+    """One line for the first override that may not be given, before Hydra composes or writes anything.
+
+    `linreg.config.check` sees the run's composed config later; this sees what only the command line holds:
+    `hydra.*` settings, a config group set to null (which Hydra would answer with a traceback), targets
+    that Hydra itself would build. An override Hydra cannot parse is left to its own one-line report.
+    """
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:  # -m, -cn train, --cfg job
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except Exception:
+            continue
+        key, value = override.get_key_element().lstrip("+~"), override.value()
+        if "\\${" in arg:
+            raise InvalidInput(
+                f"{key}: {arg.partition('=')[2]!r} holds an escaped interpolation; expected a plain value "
+                "(overrides are data: nothing in them is resolved later)"
+            )
+        refuse_outside_resolvers(arg.partition("=")[2], key)
+        if key in GROUPS and value is None:
+            hint = " (logger=none for no logger)" if key == "logger" else ""
+            raise InvalidInput(f"{key}=null: not a config; expected one of the configs in conf/{key}/{hint}")
+        for item in value.list if isinstance(value, ChoiceSweep) else [value]:
+            where = key
+            if where.endswith("_target_"):
+                item, where = {"_target_": item}, where.removesuffix("_target_").rstrip(".")
+            for path, target in targets(item, where):
+                allowed_class(path, target)
+        if key.startswith(("hydra.", "hydra/")):
+            refuse_hydra_setting(key, value)
+
+
+def refuse_hydra_setting(key: str, value: object) -> None:
+    """A `hydra.*` override outside HYDRA_ALLOWED, or one of HYDRA_REFUSED, or a sweep job's sub-folder that
+    would leave the sweep folder."""
+    refused = next((why for name, why in HYDRA_REFUSED.items() if key == name or key.startswith(name + ".")), None)
+    if refused or not any(key == name or (name.endswith(".") and key.startswith(name)) for name in HYDRA_ALLOWED):
+        why = refused or (
+            "Hydra acts on it itself (the environment, logging, callbacks, its own files, the search path)"
+        )
+        raise InvalidInput(
+            f"{key}: may not be set from the command line: {why}; expected hydra.run.dir, hydra.sweep.dir, "
+            "hydra.sweep.subdir, hydra.launcher.* or hydra.sweeper.* settings, or a config file (--config-dir)"
+        )
+    if key == "hydra.sweep.subdir":
+        for item in value.list if isinstance(value, ChoiceSweep) else [value]:
+            refuse_subdir_out_of_the_sweep(str(item))
+
+
+def refuse_subdir_out_of_the_sweep(subdir: str) -> None:
+    """A sweep job's folder stays inside the sweep folder: a relative path without `..`, interpolating only
+    Hydra's names for the job."""
+    plain = _JOB_NAMES.sub("x", subdir)
+    path = PurePath(plain)
+    if "${" in plain or path.is_absolute() or ".." in path.parts or not plain.strip():
+        raise InvalidInput(
+            f"hydra.sweep.subdir: {subdir!r} could leave the sweep folder; expected a relative path without .., "
+            "e.g. ${hydra.job.num} or ${hydra.job.override_dirname}"
+        )
