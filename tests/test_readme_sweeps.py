@@ -1,7 +1,9 @@
-"""The README's sweep commands, run as a user would, in the order the README shows them."""
+"""The sweep commands of the README and docs/, run as a user would, in the pages' order, each held to the
+summary it wrote and to the output the page shows."""
 
 import csv
 import importlib.metadata
+import math
 import re
 import shlex
 import subprocess
@@ -10,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ON_THE_CLUSTER, REPO, read_json
-from readme import README_COMMANDS, run_readme_commands
+from readme import README_COMMANDS, SHORTER, run_readme_commands, shown_output
 
-pytestmark = [pytest.mark.slow]
 ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
 
 SWEEPS = [c for c in README_COMMANDS if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))]
@@ -21,6 +22,8 @@ SLURM_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" in c]
 INSTALL_COMMANDS = [c for c in README_COMMANDS if c.startswith("pip install")]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_readme_installs_the_optuna_extra_which_make_test_installed():
     """The README's install command names the extra that holds the Optuna sweeper; in `make test`'s environment
     pip's dry run of it finds nothing to install but the project itself (so the Optuna sweep below ran with
@@ -48,28 +51,54 @@ def readme(workdir):
     return run_readme_commands(SWEEP_COMMANDS, workdir, "multirun")
 
 
+def jobs_of(command: str) -> int:
+    """How many jobs a sweep command runs: the product of its comma-separated values (Optuna: the trials)."""
+    if "hparams_search=optuna" in command:
+        return int(SHORTER[command][0].split("=")[1])
+    return math.prod(len(arg.split("=", 1)[1].split(",")) for arg in shlex.split(command)[3:] if "," in arg)
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    with (sweep / "summary.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+GRID = "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000"
+MODELS = "python scripts/train.py -m model=linear,mlp optimizer=sgd,adam lr=0.01,0.1"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 @ONE_WORKER
 @pytest.mark.parametrize("command", SWEEP_COMMANDS)
-def test_readme_sweep_command(command, readme):
+def test_readme_sweep_command(command, readme, workdir):
     result, sweep = readme[command].result, readme[command].folder
     assert result.returncode == 0, f"{command}\n{result.stderr}"
     assert (sweep / "summary.csv").is_file() and (sweep / "summary.png").is_file()
+    rows = summary_rows(sweep)
+    last = result.stdout.strip().splitlines()[-1]
     if command.startswith("python scripts/train.py -m"):
-        assert "sweep summary" in result.stdout
-    if command == "python scripts/train.py -m model=linear,mlp optimizer=sgd,adam lr=0.01,0.1":
-        with (sweep / "summary.csv").open() as file:
-            rows = list(csv.DictReader(file))
+        assert readme[command].new_folder and "sweep summary" in result.stdout
+        assert len(rows) == jobs_of(command) and {row["status"] for row in rows} <= {"ok", "diverged"}
+        assert last == (sweep / "summary.md").read_text().splitlines()[-1]  # the table's last line names the best
+    if command == GRID:
+        assert [last] == shown_output(GRID)  # the winner the README shows
+        assert {row["job"]: row["status"] for row in rows if row["lr"] == "1.0"} == {
+            "iters=100,lr=1.0": "diverged", "iters=1000,lr=1.0": "diverged"
+        }  # fmt: skip
+        assert {row["stability_limit"] for row in rows} == {"0.1198"}  # the dotted line the README's plot shows
+    if command == MODELS:
         jobs = {(row["model"], row["optimizer"], row["lr"]) for row in rows}  # the swept choices, once each
-        assert len(rows) == 8 and jobs == {
-            (m, o, lr) for m in ("linear", "mlp") for o in ("sgd", "adam") for lr in ("0.01", "0.1")
-        }
-        winner = result.stdout.strip().splitlines()[-1]  # the table's first row, alone or as the pick among ties
-        job = re.escape(rows[0]["job"])
+        assert jobs == {(m, o, lr) for m in ("linear", "mlp") for o in ("sgd", "adam") for lr in ("0.01", "0.1")}
+        job = re.escape(rows[0]["job"])  # the table's first row, alone or as the pick among ties
         alone, tied = rf"{job} \(.*\)", rf"\d+ jobs tie at .*; chose {job}, the first by job name"
-        assert re.fullmatch(rf"best by val_mse: ({alone}|{tied})", winner)
+        assert re.fullmatch(rf"best by val_mse: ({alone}|{tied})", last)
         assert all(bool(row["w"]) == (row["model"] == "linear") for row in rows)  # w only where linear
-    if command == "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000":
-        assert result.stdout.strip().splitlines()[-1] == "best by val_mse: iters=1000,lr=0.1 (val_mse = 0)"
+    if command.startswith("python scripts/summarize.py"):  # the newest sweep before it: the models' sweep
+        assert not readme[command].new_folder and sweep == readme[MODELS].folder
+        assert last == f"wrote summary.csv, summary.md and summary.png in {sweep.relative_to(workdir)}"
+        assert result.stdout.strip().splitlines()[-2] == (sweep / "summary.md").read_text().splitlines()[-1]
+        assert len(rows) == jobs_of(MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +113,8 @@ def test_the_readme_shows_a_slurm_sweep_and_a_slurm_ddp_sweep():
     assert SLURM_COMMANDS[1].replace(" trainer=ddp", "") == SLURM_COMMANDS[0]  # the same jobs, one process each
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @ON_THE_CLUSTER
 @pytest.mark.parametrize("command", SLURM_COMMANDS)
 def test_readme_slurm_sweep_runs_on_the_cluster(command, slurm_readme):
@@ -102,6 +133,8 @@ def test_readme_slurm_sweep_runs_on_the_cluster(command, slurm_readme):
     assert len(polling) == 1, polling
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @ON_THE_CLUSTER
 def test_readme_slurm_ddp_jobs_equal_the_one_process_jobs(slurm_readme):
     """Each DDP job is one SLURM job of two tasks (ranks from SLURM): rank 0 alone writes, same weights."""
@@ -128,6 +161,8 @@ def _sweep_weights(cwd: Path, command_part: str) -> dict[str, list]:
     raise AssertionError(f"no sweep ran with {command_part}")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @ONE_WORKER
 def test_readme_joblib_sweep_equals_the_sequential_one(readme, workdir):
     parallel = _sweep_weights(workdir, "hydra/launcher=joblib")
@@ -135,6 +170,8 @@ def test_readme_joblib_sweep_equals_the_sequential_one(readme, workdir):
     assert len(parallel) == 6 and parallel == {job: sequential[job] for job in parallel}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @ONE_WORKER
 def test_readme_submitit_and_optuna_sweeps_ran_their_engines(readme, workdir):
     assert len(_sweep_weights(workdir, "hydra/launcher=submitit_local")) == 2
