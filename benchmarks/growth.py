@@ -1,5 +1,5 @@
 """Target 5: time against iters (100 to 100,000, seed data) and against samples (10^4 to 10^7, one epoch at
-batch 65536) grows linearly; the fit states the fixed cost. Writes docs/growth.png for the README."""
+batch 65536) grows linearly; the fit states the fixed cost. Writes docs/growth.png for docs/performance.md."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def print_markdown(rows: list[Row]) -> None:
-    """The same rows as the README's Performance table, to paste from the run they came from."""
+    """The same rows as docs/performance.md's table, to paste from the run they came from."""
     print("| comparison | project | baseline | ratio | target |\n|---|---|---|---|---|")
     for row in rows:
         met = "" if row.met is None else ", met" if row.met else ", missed"

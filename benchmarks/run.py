@@ -49,7 +49,7 @@ def main() -> int:
     }
     rows = [row for name in names if name in benchmarks for row in benchmarks[name](args.quick)]
     print_table(rows)
-    print("\nas markdown (the README's Performance table):")
+    print("\nas markdown (docs/performance.md's table):")
     print_markdown(rows)
     extra = {"mode": "quick" if args.quick else "full"}
     if "growth" in names:
