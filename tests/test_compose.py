@@ -133,7 +133,7 @@ def test_a_model_of_your_own_is_a_class_and_a_yaml_file(tmp_path):
     (tmp_path / "mymodels.py").write_text(MODULE)
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "origin.yaml").write_text("_target_: mymodels.ThroughOrigin\n")
-    command = ["scripts/train.py", f"hydra.searchpath=[file://{tmp_path}/conf]", "model=origin", "lr=0.01"]
+    command = ["scripts/train.py", "--config-dir", str(tmp_path / "conf"), "model=origin", "lr=0.01"]
 
     refused = run_command([*command, "hydra.run.dir=refused"], cwd=tmp_path, PYTHONPATH=str(tmp_path))
     assert refused.returncode == 2
@@ -227,7 +227,7 @@ def test_a_config_file_of_your_own_adds_a_callback(tmp_path):
             """)
     )
     result = train_command(
-        tmp_path, f"hydra.searchpath=[file://{tmp_path}/conf]", "callbacks=patient", "lr=0.1", run_dir=tmp_path / "r"
+        tmp_path, "--config-dir", str(tmp_path / "conf"), "callbacks=patient", "lr=0.1", run_dir=tmp_path / "r"
     )
     assert result.returncode == 0, result.stderr
     assert read_json(tmp_path / "r" / "results.json")["stopped_by"] == "EarlyStopping"
@@ -289,7 +289,8 @@ def test_an_interpolation_cannot_hide_a_target_in_a_saved_config(tmp_path):
     saved.write_text(yaml.safe_dump(config))
     result = train_command(tmp_path, f"resume={source}", "iters=10")
     assert result.returncode == 2
-    assert "error: model.extra._target_: 'pathlib.Path.touch' is not an allowed target" in result.stderr
+    assert "error: model.extra: '${oc.create:{_target_: pathlib.Path.touch" in result.stderr
+    assert "calls the resolver oc.create, which reaches outside the config" in result.stderr
     assert not marker.exists()
 
 

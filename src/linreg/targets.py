@@ -10,7 +10,7 @@ but is `posix.open`, a function elsewhere). Interpolations are resolved first, s
 hide a target. Your own classes are allowed by naming their module (or the class) in the environment
 variable LINREG_ALLOWED_TARGETS, comma-separated: `LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`.
 The environment, not the config, so that a config can never allow itself. Config files themselves (in
-`conf/`, or a folder added with `hydra.searchpath`) are trusted like code: Hydra builds their `hydra.*`
+`conf/`, or a folder added with `--config-dir`) are trusted like code: Hydra builds their `hydra.*`
 callbacks and launchers itself.
 """
 
