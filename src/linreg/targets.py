@@ -5,9 +5,9 @@ a checkpoint's recorded model class. Hydra's `instantiate` imports and calls wha
 refuses only a few, like `os.system`), so every `_target_` is checked against an allowlist: this package's
 classes, `torch.optim` optimizers, Lightning's Trainer, loggers and callbacks. The check is made twice over:
 the name as written (text only, before any import: `linreg.config.check`), and then the class it imports as,
-which must be a class *defined* in an allowed module (`linreg.results.os.open` is written under `linreg`,
-but is `posix.open`, a function elsewhere). Interpolations are resolved first, so `${oc.create:...}` cannot
-hide a target. Your own classes are allowed by naming their module (or the class) in the environment
+which must be a class *defined* in an allowed module (`linreg.record.os.open` is written under `linreg`,
+but is `posix.open`, a function elsewhere). The config is resolved once, before the check, and built from
+what was checked (`linreg.config.check`), so an interpolation cannot hide a target. Your own classes are allowed by naming their module (or the class) in the environment
 variable LINREG_ALLOWED_TARGETS, comma-separated: `LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`.
 The environment, not the config, so that a config can never allow itself. Config files themselves (in
 `conf/`, or a folder added with `--config-dir`) are trusted like code: Hydra builds their `hydra.*`
