@@ -310,3 +310,20 @@ def test_end_to_end_a_payload_in_an_override_and_in_a_run_folder_runs_nothing(tm
     assert_untouched(victim)
     assert read_json(finished_run / record.RESULTS_FILE)["status"] == "ok"
     assert json.loads((finished_run / record.RESULTS_FILE).read_text())["steps"] == 5
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+callbacks.x={_target_: lightning.pytorch.callbacks.ModelCheckpoint, dirpath: FOLDER}",
+        "+callbacks.x={_target_: lightning.pytorch.callbacks.OnExceptionCheckpoint, dirpath: FOLDER}",
+        "+callbacks.x={_target_: lightning.pytorch.callbacks.ModelCheckpoint, filename: ../../x}",
+        "+logger.tensorboard.save_dir=FOLDER",
+        "+logger.tensorboard.log_dir=FOLDER",
+    ],
+)
+def test_a_callback_or_logger_cannot_write_outside_the_run_folder(tmp_path, override):
+    from conftest import compose_config
+
+    with pytest.raises(InvalidInput, match=r"(would write outside|leaves) the run folder"):
+        check(compose_config(override.replace("FOLDER", str(tmp_path / "elsewhere"))))

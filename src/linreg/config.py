@@ -94,7 +94,7 @@ def check(cfg: DictConfig) -> DictConfig:
             "so results.json could not say what happened; expected trainer=ddp"
         )
     require_gpus(cfg.trainer)
-    refuse_paths_out_of_the_run_folder(cfg.logger)
+    refuse_paths_out_of_the_run_folder(cfg)
     return cfg
 
 
@@ -178,21 +178,32 @@ def refuse_outside_resolvers(node: object, key: str = "") -> None:
                 )
 
 
-# Logger arguments that name a folder under the logger's save_dir (the run folder): a plain name, no path.
-LOGGER_FOLDER_KEYS = ("name", "version", "sub_dir")
+# Arguments of loggers and callbacks that name a file or folder below the run folder: names, not paths.
+NAME_KEYS = ("name", "version", "sub_dir", "filename")
+# Arguments that would put files elsewhere (ModelCheckpoint's dirpath, a logger's save_dir or tracking_uri):
+# the run gives every logger its folder, and a checkpoint callback writes under the Trainer's, the run folder.
+FOLDER_KEYS = ("dirpath", "dir", "save_dir", "root_dir", "log_dir", "tracking_uri", "artifact_location")
 
 
-def refuse_paths_out_of_the_run_folder(loggers: DictConfig) -> None:
-    """Every file a logger writes stays in the run folder: its name, version and sub-folder are names, not paths
-    (`logger.csv.name=../../x` would write beside, or over, another folder's files)."""
-    for name, entry in loggers.items():
-        for key in LOGGER_FOLDER_KEYS:
-            value = entry.get(key)
-            if isinstance(value, str) and (value in (".", "..") or any(sep in value for sep in ("/", "\\"))):
-                raise InvalidInput(
-                    f"logger.{name}.{key}: {value!r} leaves the run folder; expected a plain name (no / or ..), "
-                    "or an empty string"
-                )
+def refuse_paths_out_of_the_run_folder(cfg: DictConfig) -> None:
+    """Every file a run's loggers and callbacks write stays in the run folder: `logger.csv.name=../../x` or
+    `+callbacks.x={_target_: ...ModelCheckpoint, dirpath: /elsewhere}` would write beside, or over, another
+    folder's files."""
+    for group in ("logger", "callbacks"):
+        for name, entry in cfg[group].items():
+            for key in FOLDER_KEYS:
+                if entry.get(key) is not None:
+                    raise InvalidInput(
+                        f"{group}.{name}.{key}: {entry[key]!r} would write outside the run folder; expected it left "
+                        "out (the run folder, hydra.run.dir, is where everything a run writes goes)"
+                    )
+            for key in NAME_KEYS:
+                value = entry.get(key)
+                if isinstance(value, str) and (value in (".", "..") or any(sep in value for sep in ("/", "\\"))):
+                    raise InvalidInput(
+                        f"{group}.{name}.{key}: {value!r} leaves the run folder; expected a plain name (no / or ..), "
+                        "or an empty string"
+                    )
 
 
 def refuse_unread_keys(cfg: DictConfig) -> None:

@@ -7,11 +7,11 @@ classes, `torch.optim` optimizers, Lightning's Trainer, loggers and callbacks. T
 the name as written (text only, before any import: `linreg.config.check`), and then the class it imports as,
 which must be a class *defined* in an allowed module (`linreg.record.os.open` is written under `linreg`,
 but is `posix.open`, a function elsewhere). The config is resolved once, before the check, and built from
-what was checked (`linreg.config.check`), so an interpolation cannot hide a target. Your own classes are allowed by naming their module (or the class) in the environment
-variable LINREG_ALLOWED_TARGETS, comma-separated: `LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`.
-The environment, not the config, so that a config can never allow itself. Config files themselves (in
-`conf/`, or a folder added with `--config-dir`) are trusted like code: Hydra builds their `hydra.*`
-callbacks and launchers itself.
+what was checked, so an interpolation cannot hide a target. Your own classes are allowed by naming their
+module (or the class) in the environment variable LINREG_ALLOWED_TARGETS, comma-separated:
+`LINREG_ALLOWED_TARGETS=mymodels,mylab.callbacks`. The environment, not the config, so that a config can
+never allow itself. Config files themselves (in `conf/`, or a folder added with `--config-dir`) are trusted
+like code: Hydra builds their `hydra.*` callbacks and launchers itself.
 """
 
 from __future__ import annotations
