@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, free_port, read_json, tensorboard_server
+from conftest import REPO, free_port, read_json, run_command, tensorboard_server
 from readme import (
     DOCS,
     README_COMMANDS,
@@ -47,6 +47,8 @@ RUN_COMMANDS = list(
     )
 )
 TORCHRUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("torchrun ")]
+# Commands that set environment variables first (`NAME=value python ...`): a test of their own each.
+ENVIRONMENT_COMMANDS = [c for c in README_COMMANDS if re.match(r"[A-Z_]+=", c)]
 FAST_TIER = '.venv/bin/python -m pytest -m "not e2e"'
 # The mistakes the pages show: one line on stderr, exit status 2, no run folder.
 MISTAKES = [
@@ -110,7 +112,8 @@ def test_every_link_and_picture_of_the_pages_resolves():
 
 def test_every_command_of_the_readme_and_docs_is_covered():
     sweeps = [c for c in README_COMMANDS if is_sweep_command(c) or c.startswith("pip install")]  # test_readme_sweeps
-    covered = set(RUN_COMMANDS) | set(TORCHRUN_COMMANDS) | set(sweeps) | set(LONGLEY_COMMANDS) | set(ELSEWHERE)
+    environment = ENVIRONMENT_COMMANDS  # test_a_class_of_your_own_trains_once_allowed, which expects one
+    covered = {*RUN_COMMANDS, *TORCHRUN_COMMANDS, *sweeps, *LONGLEY_COMMANDS, *environment, *ELSEWHERE}
     assert set(README_COMMANDS) <= covered, set(README_COMMANDS) - covered
     assert all(test in globals() for test in ELSEWHERE.values() if test.startswith("test_"))
     assert set(ELSEWHERE) <= set(README_COMMANDS)  # no test for a command the pages no longer show
@@ -360,6 +363,32 @@ def test_readme_mistake_is_one_line_and_exit_status_2(command, readme):
         assert f"prints `{line}`" in README_TEXT
     else:  # one line of the text block below, for each command of the block
         assert shown_output(command)[bash_block_of(command).index(command)] == line
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_class_of_your_own_trains_once_allowed(tmp_path):
+    """The page's mymodels.py and myconf/model/mine.yaml, written as shown, and its command: the class is built
+    from outside the package once the environment allows it, and refused without."""
+    (command,) = ENVIRONMENT_COMMANDS
+    text = section("docs/configuration.md", "A class of your own: `LINREG_ALLOWED_TARGETS`")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    (config,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    (tmp_path / "mymodels.py").write_text(code)
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    (tmp_path / "myconf" / "model" / "mine.yaml").write_text(config)
+    words = shlex.split(command)
+    start = words.index("python")
+    env = dict(word.split("=", 1) for word in words[:start])
+    # and wherever this test's environment finds the project (an installed one needs nothing more)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env["PYTHONPATH"], os.environ.get("PYTHONPATH")]))
+    result = run_command(words[start + 1 :], cwd=tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    record = read_json(run / "results.json")
+    assert (record["status"], record["model"]) == ("ok", "TwoLayers")
+    refused = run_command(words[start + 1 :], cwd=tmp_path, **{**env, "LINREG_ALLOWED_TARGETS": ""})
+    assert refused.returncode == 2 and "is not an allowed target" in refused.stderr, refused.stderr
 
 
 @pytest.mark.e2e
