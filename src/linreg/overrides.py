@@ -37,6 +37,13 @@ HYDRA_REFUSED = {
     "hydra.sweeper.storage": "Optuna opens or creates that database file",
     "hydra.sweeper.custom_search_space": "Optuna imports and calls the function it names",
 }
+# Lightning starts each further DDP process by re-running the command line with these added (its
+# _hydra_subprocess_cmd): a job name for the process's log file in the run folder, and no second config save.
+LIGHTNINGS_DDP_SETTINGS = {
+    "hydra.job.name": lambda value: isinstance(value, str) and _PLAIN_NAME.fullmatch(value) is not None,
+    "hydra.output_subdir": lambda value: value is None,
+}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a file name: no folder, not . or ..
 # What a sweep job's sub-folder may interpolate: Hydra's names for the job, never a value of the config.
 _JOB_NAMES = re.compile(r"\$\{hydra\.job\.(num|id|override_dirname)\}")
 
@@ -79,6 +86,13 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
 def refuse_hydra_setting(key: str, value: object) -> None:
     """A `hydra.*` override outside HYDRA_ALLOWED, or one of HYDRA_REFUSED, or a sweep job's sub-folder that
     would leave the sweep folder."""
+    if key in LIGHTNINGS_DDP_SETTINGS:
+        if not LIGHTNINGS_DDP_SETTINGS[key](value):
+            raise InvalidInput(
+                f"{key}: {value!r} is not allowed; expected what Lightning's DDP processes are started with "
+                "(a plain job name, hydra.output_subdir=null)"
+            )
+        return
     refused = next((why for name, why in HYDRA_REFUSED.items() if key == name or key.startswith(name + ".")), None)
     if refused or not any(key == name or (name.endswith(".") and key.startswith(name)) for name in HYDRA_ALLOWED):
         why = refused or (
