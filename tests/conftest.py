@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import types
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,45 +227,6 @@ def slurm_cluster() -> Iterator[str]:
 # subprocess module (run_command, train_command, start_train, tensorboard_server and the slurm_cluster fixture
 # all do).
 TESTS = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("e2e") is None and starts_a_process(item):
-            item.add_marker(pytest.mark.e2e)
-
-
-def starts_a_process(item: pytest.Item) -> bool:
-    """Whether the test `item`, or a fixture it uses, runs code of tests/ that uses the subprocess module."""
-    functions = [getattr(item, "function", None)]
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    functions += [fixture.func for name in getattr(item, "fixturenames", ()) for fixture in definitions.get(name, ())]
-    seen: set[int] = set()
-    return any(_uses_subprocess(function, seen) for function in functions if function is not None)
-
-
-def _uses_subprocess(function: Callable[..., Any], seen: set[int]) -> bool:
-    function = inspect.unwrap(function)
-    code = getattr(function, "__code__", None)
-    if code is None or id(function) in seen or not code.co_filename.startswith(str(TESTS)):
-        return False  # outside tests/: the project's own code and the libraries' run in this process
-    seen.add(id(function))
-    scope = getattr(function, "__globals__", {})
-    for name in _names(code):
-        value = scope.get(name)
-        if value is subprocess or getattr(value, "__module__", None) == "subprocess":
-            return True
-        if callable(value) and _uses_subprocess(value, seen):
-            return True
-    return False
-
-
-def _names(code: types.CodeType) -> Iterator[str]:
-    """The global names a function's code reads, its inner functions' and comprehensions' included."""
-    yield from code.co_names
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _names(const)
 
 
 def free_port() -> int:
