@@ -8,7 +8,7 @@ time). The stability limit: full-batch gradient descent on the MSE converges onl
 lr < 2 / λmax(H), with H = (2/N)·X̃ᵀX̃ the Hessian of the MSE in (W, b) (X̃: the inputs with the column of
 ones; the same H for every output). Heavy-ball momentum β moves it to 2(1 + β) / λmax; SGD's weight decay
 adds to every eigenvalue of H. This is exact for plain full-batch SGD on the linear model; for mini-batches,
-Adam or a non-linear model it is only a landmark (README, "The best possible fit and the stability limit").
+Adam or a non-linear model it is only a landmark (docs/hard-cases.md).
 
 Pure functions of the tensors actually trained on (standardized when `data.standardize`: `linreg.measurements`
 passes `RegressionDataModule.trained_units`), returning plain numbers.
