@@ -77,6 +77,11 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path, uninterrupted):
     again = train_command(tmp_path, *MINI_BATCH, run_dir=tmp_path / "again")  # seed=0, shuffled mini-batches
     assert again.returncode == 0, again.stderr
     records = [read_json(folder / "results.json") for folder in (uninterrupted, tmp_path / "again")]
+    commands = [record["provenance"].pop("command") for record in records]  # the run folders differ
+    assert [
+        command.endswith(f"hydra.run.dir={folder}")
+        for command, folder in zip(commands, (uninterrupted, tmp_path / "again"), strict=True)
+    ] == [True, True]
     for record in records:
         for timing in ("wall_s", "fit_s"):  # times differ from run to run; nothing else may
             record.pop(timing)
