@@ -6,6 +6,7 @@ import pytest
 from conftest import compose_config
 
 from linreg import tutorial
+from linreg.sources import SEED_X, SEED_Y
 from linreg.targets import build
 from linreg.train import train
 
@@ -85,3 +86,29 @@ def test_validation_metrics_match_a_direct_computation(tmp_path):
     assert record["val_mae"] == pytest.approx(np.mean(np.abs(residual)), rel=1e-5)
     r2 = 1 - np.sum(residual**2) / np.sum((2 * x - 5) ** 2)
     assert record["val_r2"] == pytest.approx(r2, rel=1e-5)
+
+
+@pytest.mark.parametrize(("lr", "seed"), [(1.0, 42), (0.5, 0), (0.13, 7)])
+def test_a_run_diverges_at_the_step_a_plain_pytorch_loop_does(tmp_path, lr, seed):
+    """The step results.json names is the first whose loss is not finite, counted as Lightning counts steps (the
+    loss of optimizer step k, from 1), in the plain loop the notebook's nn-loop cell runs from the same weights."""
+    import math
+
+    import torch
+    from torch import nn
+
+    x, y = torch.tensor(SEED_X), torch.tensor(SEED_Y)
+    torch.manual_seed(seed)
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    step = 0
+    while True:
+        step += 1
+        loss = nn.functional.mse_loss(model(x), y)
+        if not math.isfinite(loss.item()):
+            break
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    record = train(compose_config(f"lr={lr}", f"seed={seed}", f"iters={step + 50}", *QUIET), tmp_path)
+    assert (record["status"], record["diverged_at_step"], record["steps"]) == ("diverged", step, step)
