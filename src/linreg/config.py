@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -45,6 +46,7 @@ def check(cfg: DictConfig) -> DictConfig:
         expected = "expected a value, or ${key} naming a key of the config"
         raise InvalidInput(f"{error.full_key}: {reason}; {expected}") from None
     refuse_live_text(container)
+    refuse_paths_out_of_the_run_folder(container)
     refuse_unallowed_targets(container)
     refuse_unread_keys(cfg)
     cfg = OmegaConf.create(container)  # no interpolation left: nothing in it is resolved a second time
@@ -94,7 +96,6 @@ def check(cfg: DictConfig) -> DictConfig:
             "so results.json could not say what happened; expected trainer=ddp"
         )
     require_gpus(cfg.trainer)
-    refuse_paths_out_of_the_run_folder(cfg)
     return cfg
 
 
@@ -185,12 +186,15 @@ NAME_KEYS = ("name", "version", "sub_dir", "filename")
 FOLDER_KEYS = ("dirpath", "dir", "save_dir", "root_dir", "log_dir", "tracking_uri", "artifact_location")
 
 
-def refuse_paths_out_of_the_run_folder(cfg: DictConfig) -> None:
+def refuse_paths_out_of_the_run_folder(cfg: dict[str, Any]) -> None:
     """Every file a run's loggers and callbacks write stays in the run folder: `logger.csv.name=../../x` or
     `+callbacks.x={_target_: ...ModelCheckpoint, dirpath: /elsewhere}` would write beside, or over, another
     folder's files."""
     for group in ("logger", "callbacks"):
-        for name, entry in cfg[group].items():
+        entries = cfg.get(group)
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            if not isinstance(entry, dict):
+                continue  # check() says what an entry must be
             for key in FOLDER_KEYS:
                 if entry.get(key) is not None:
                     raise InvalidInput(

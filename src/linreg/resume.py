@@ -32,7 +32,9 @@ def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
     the run it continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value
     fails at once.
     """
-    return check(resume_config(cfg, overrides) if cfg.get("resume") else cfg)
+    if cfg.get("resume"):
+        cfg = resume_config(cfg, overrides)
+    return check(cfg)
 
 
 def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
