@@ -11,7 +11,8 @@ from conftest import read_json, run_command, script_in_process, snapshot, train_
 from linreg.errors import InvalidInput
 from linreg.targets import allowed_class, is_allowed
 
-pytestmark = pytest.mark.xdist_group("compose")  # one worker: shares module fixtures
+# The tests that share a module fixture run on one worker (xdist loadgroup); the others go wherever is free.
+ONE_WORKER = pytest.mark.xdist_group("compose")
 
 
 def test_the_allowlist_matches_whole_module_names(monkeypatch):
@@ -39,6 +40,7 @@ def mlp_run(tmp_path_factory):
     return cwd / "run", result
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_mlp_with_adam_learns_synthetic_data(mlp_run):
@@ -52,6 +54,7 @@ def test_mlp_with_adam_learns_synthetic_data(mlp_run):
     assert "w = " not in result.stdout and "Prediction after training" in result.stdout
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_mlp_run_predicts_and_resumes(mlp_run, tmp_path):

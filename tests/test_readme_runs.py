@@ -27,7 +27,8 @@ from readme import (
     shown_output,
 )
 
-pytestmark = [pytest.mark.xdist_group("readme_runs")]  # one worker: shares module fixtures
+# The tests that share a module fixture run on one worker (xdist loadgroup); the others go wherever is free.
+ONE_WORKER = pytest.mark.xdist_group("readme_runs")
 
 
 def is_sweep_command(command: str) -> bool:
@@ -343,6 +344,7 @@ def _divergence_is_a_result(run, workdir):
     assert f"```text\n{diverged}\n```" in README_PAGES["docs/hard-cases.md"]
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in RUN_COMMANDS if c not in MISTAKES])
@@ -352,6 +354,7 @@ def test_readme_command(command, readme, workdir):
     CHECKS[command](run, workdir)
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("command", MISTAKES)
@@ -391,6 +394,7 @@ def test_a_class_of_your_own_trains_once_allowed(tmp_path):
     assert refused.returncode == 2 and "is not an allowed target" in refused.stderr, refused.stderr
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_ddp_run_equals_the_single_process_run(readme, workdir):
@@ -403,6 +407,7 @@ def test_readme_ddp_run_equals_the_single_process_run(readme, workdir):
     assert ddp[0]["train_loss"] == pytest.approx(single[0]["train_loss"], rel=1e-4, abs=1e-9)
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_torchrun_command_on_two_nodes_equals_the_single_process_run(readme, workdir, tmp_path):
@@ -426,6 +431,7 @@ def test_readme_torchrun_command_on_two_nodes_equals_the_single_process_run(read
     assert record["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4, abs=1e-9)
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_tensorboard_command_serves_the_runs(readme, workdir):

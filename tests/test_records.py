@@ -21,7 +21,9 @@ from omegaconf import OmegaConf
 from linreg.resume import run_config
 from linreg.train import train
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("records")]  # one worker: shares module fixtures
+pytestmark = pytest.mark.slow
+# The tests that share a module fixture run on one worker (xdist loadgroup); the others go wherever is free.
+ONE_WORKER = pytest.mark.xdist_group("records")
 
 
 def contents(folder):
@@ -45,6 +47,7 @@ def lr_run(tmp_path_factory):
     return cwd / "run"
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 def test_resumed_runs_record_the_config_they_trained_with(lr_run, tmp_path):
     first = train_command(tmp_path, f"resume={lr_run}", "iters=150", run_dir=tmp_path / "first")
@@ -57,6 +60,7 @@ def test_resumed_runs_record_the_config_they_trained_with(lr_run, tmp_path):
     assert (record["lr"], record["steps"], record["status"]) == (0.01, 200, "ok")
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.parametrize("iters", [100, 50])
 def test_a_resume_with_nothing_to_do_is_refused(lr_run, tmp_path, iters):
@@ -101,6 +105,7 @@ def test_trainer_arguments_that_would_break_a_promise_are_refused(tmp_path, over
     assert not [p for p in tmp_path.rglob("results.json") if json.loads(p.read_text())["status"] != "failed"]
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 def test_no_run_writes_into_another_runs_folder(lr_run, tmp_path):
     before = contents(lr_run)

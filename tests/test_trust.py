@@ -12,7 +12,9 @@ import pytest
 import torch
 from conftest import REPO, read_json, start_train, train_command, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trust")]  # one worker: shares module fixtures
+pytestmark = pytest.mark.slow
+# The tests that share a module fixture run on one worker (xdist loadgroup); the others go wherever is free.
+ONE_WORKER = pytest.mark.xdist_group("trust")
 
 MINI_BATCH = ["data=synthetic", "data.batch_size=64", "lr=0.05", "optimizer.momentum=0.9", "iters=1000", "seed=0"]
 
@@ -51,6 +53,7 @@ def _interrupt_mid_epoch(cwd, signum, attempts=4):
     pytest.fail(f"{attempts} interruptions all stopped on an epoch boundary")
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signum, uninterrupted):
@@ -72,6 +75,7 @@ def test_interrupted_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, signu
     assert read_json(part_dir / "results.json") == interrupted  # the interrupted run's folder is left alone
 
 
+@ONE_WORKER
 @pytest.mark.e2e
 def test_same_config_and_seed_give_identical_numbers(tmp_path, uninterrupted):
     again = train_command(tmp_path, *MINI_BATCH, run_dir=tmp_path / "again")  # seed=0, shuffled mini-batches
