@@ -48,6 +48,10 @@ from linreg.targets import build
         (["optimizer.momentum=1"], "optimizer.momentum: 1 is not allowed; expected a number in [0, 1)"),
         (["optimizer.momentum=-0.5"], "optimizer.momentum: -0.5 is not allowed; expected a number in [0, 1)"),
         (["optimizer.momentum=fast"], "optimizer.momentum: 'fast' is not a number"),
+        (
+            ["+callbacks.es={_target_: lightning.pytorch.callbacks.EarlyStopping, monitor: nosuch}"],
+            "callbacks.es.monitor: 'nosuch' is not a metric the run logs; expected one of val/mse, val/mae, val/r2",
+        ),
     ],
 )
 def test_bad_config_is_refused(overrides, message):

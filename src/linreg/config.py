@@ -17,7 +17,7 @@ from omegaconf.errors import InterpolationResolutionError
 from linreg.checks import require_count, require_float32, require_number
 from linreg.errors import InvalidInput
 from linreg.hardware import require_gpus
-from linreg.record import OBJECTIVES
+from linreg.record import MONITORABLE, OBJECTIVES
 from linreg.suggest import dotted_keys
 from linreg.targets import refuse_unallowed_targets
 
@@ -96,6 +96,7 @@ def check(cfg: DictConfig) -> DictConfig:
             "so results.json could not say what happened; expected trainer=ddp"
         )
     require_gpus(cfg.trainer)
+    require_monitored_metrics(cfg.callbacks)
     return cfg
 
 
@@ -208,6 +209,18 @@ def refuse_paths_out_of_the_run_folder(cfg: dict[str, Any]) -> None:
                         f"{group}.{name}.{key}: {value!r} leaves the run folder; expected a plain name (no / or ..), "
                         "or an empty string"
                     )
+
+
+def require_monitored_metrics(callbacks: DictConfig) -> None:
+    """A callback that monitors a metric the run never logs (`EarlyStopping(monitor=...)`) is said before the run,
+    not as Lightning's RuntimeError at the first validation."""
+    for name, entry in callbacks.items():
+        monitor = entry.get("monitor")
+        if monitor is not None and monitor not in MONITORABLE:
+            raise InvalidInput(
+                f"callbacks.{name}.monitor: {monitor!r} is not a metric the run logs; expected one of "
+                f"{', '.join(MONITORABLE)}"
+            )
 
 
 def refuse_unread_keys(cfg: DictConfig) -> None:

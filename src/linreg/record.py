@@ -50,6 +50,9 @@ class Status(str, Enum):
 FINISHED = (Status.OK, Status.STOPPED)
 SCORES = ("mse", "mae", "r2")
 STAGES = ("val", "test")
+# What a callback can monitor during training (EarlyStopping, ModelCheckpoint): the model logs each
+# validation score as `val/<score>` (linreg.models).
+MONITORABLE = tuple(f"val/{score}" for score in SCORES)
 # The final metrics, as results.json keys: the training loss (in standardized units if standardized), then
 # each stage's scores in the target's units.
 METRICS = ("train_loss", *(f"{stage}_{score}" for stage in STAGES for score in SCORES))
