@@ -61,6 +61,16 @@ REFUSED_OVERRIDES = [
     ("+x=${{oc.dict.keys:optimizer}}", "calls the resolver oc.dict.keys"),
     ("+x=${{ oc.env : HOME }}", "calls the resolver oc.env"),
     ("data.source.path='${{oc.env:HOME}}/x.csv'", "calls the resolver oc.env"),
+    ("logger.tensorboard.name='${{oc.${{e}}:HOME}}'", "calls the resolver oc."),  # a name built by interpolation
+    ("+x='${{${{e}}:HOME}}'", "calls the resolver"),
+    # a config group's choice that climbs out of the config folders (a run folder's saved config, say)
+    ("data=../../../..{folder}/.hydra/config", "names a file outside the config folders"),
+    ("hydra/job_logging=../../..{folder}/config", "names a file outside the config folders"),
+    ("logger=[tensorboard,../x]", "names a file outside the config folders"),
+    ("model={folder}", "names a file outside the config folders"),
+    # a new line in a value that a launcher writes into a job script
+    ("hydra.launcher.comment='x\ntouch {victim}'", "control character"),
+    ("lr=0.1\r", "control character"),
     # hydra.* settings Hydra acts on itself
     ("+hydra.job_logging.handlers.evil={{class: logging.FileHandler, filename: {victim}, mode: w}}", "may not be set"),
     ("hydra.job_logging.root.handlers=[evil]", "may not be set"),
@@ -103,6 +113,35 @@ def test_an_override_that_would_run_code_or_write_elsewhere_is_refused(tmp_path,
 
 
 @pytest.mark.parametrize(
+    "override", ["objective=../../../../victim", "+zzz=../other_job", "+k=[../../../x]", "lr=choice(0.1,../../b)"]
+)
+def test_a_sweep_value_with_dot_dot_cannot_move_its_job_folder(override):
+    with pytest.raises(InvalidInput, match=r"holds \.\. and would put its job's folder outside"):
+        refuse_bad_overrides(["-m", override])
+    refuse_bad_overrides(["-m", "data.source.path=/data/x.csv"])  # an absolute path stays a name's part
+
+
+def test_a_primary_config_outside_the_config_folders_is_refused():
+    for args in (["-cn", "../../x"], ["--config-name", "/tmp/x"], ["--config-name=../x"]):
+        with pytest.raises(
+            InvalidInput, match="names a file outside the config folders; expected the name of a config in conf/ "
+        ):
+            refuse_bad_overrides(args)
+    refuse_bad_overrides(["-cn", "train"])
+
+
+def test_a_refused_command_never_removes_a_folder_it_reached_through_dot_dot(tmp_path):
+    folder = tmp_path / "victimlogs"
+    folder.mkdir()
+    (folder / "app.log").write_text("the user's log")
+    answer = train_in_process(tmp_path, "lr=abc", run_dir=tmp_path / "nosuch" / ".." / "victimlogs")
+    assert answer.code == 2
+    assert (folder / "app.log").read_text() == "the user's log" and sorted(p.name for p in folder.iterdir()) == [
+        "app.log"
+    ]
+
+
+@pytest.mark.parametrize(
     "override",
     [
         "hydra.run.dir=outputs/mine",
@@ -119,6 +158,9 @@ def test_an_override_that_would_run_code_or_write_elsewhere_is_refused(tmp_path,
         "hydra.output_subdir=null",
         "iters=${lr}",
         "lr=0.1,0.01",
+        "logger=[tensorboard,csv]",
+        "data=csv",
+        "hydra/launcher=submitit_local",
     ],
 )
 def test_what_users_need_from_hydra_stays_allowed(override):

@@ -159,11 +159,12 @@ def refuse_live_text(node: object, key: str = "") -> None:
 # other (oc.env, oc.create, oc.decode, ...) reads the environment or builds nodes: refused in overrides and
 # saved configs, which are data. A plain `${key}` is not a resolver and stays allowed.
 ALLOWED_RESOLVERS = ("now", "hydra", "run_name")
-_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
+_INTERPOLATION_HEAD = re.compile(r"\$\{([^:}]*)(:?)")  # what follows `${`: a key, or a resolver's name and `:`
 
 
 def refuse_outside_resolvers(node: object, key: str = "") -> None:
-    """Refuse a string of `node` (a value, or a tree of them) that calls a resolver outside ALLOWED_RESOLVERS."""
+    """Refuse a string of `node` (a value, or a tree of them) that calls a resolver outside ALLOWED_RESOLVERS, or
+    one whose name is itself built by an interpolation (`${oc.${e}:X}`)."""
     if isinstance(node, dict | DictConfig):
         items = node.items() if isinstance(node, dict) else OmegaConf.to_container(node, resolve=False).items()
         for name, value in items:
@@ -172,10 +173,11 @@ def refuse_outside_resolvers(node: object, key: str = "") -> None:
         for index, value in enumerate(node):
             refuse_outside_resolvers(value, f"{key}[{index}]")
     elif isinstance(node, str):
-        for resolver in _RESOLVER.findall(node):
-            if resolver not in ALLOWED_RESOLVERS:
+        for head, colon in _INTERPOLATION_HEAD.findall(node):
+            name = head.strip()
+            if "$" in name or (colon and name not in ALLOWED_RESOLVERS):
                 raise InvalidInput(
-                    f"{key}: {node!r} calls the resolver {resolver}, which reaches outside the config; expected a "
+                    f"{key}: {node!r} calls the resolver {name}, which reaches outside the config; expected a "
                     f"value, ${{key}}, or one of the resolvers {', '.join(ALLOWED_RESOLVERS)}"
                 )
 

@@ -55,8 +55,15 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
     `hydra.*` settings, a config group set to null (which Hydra would answer with a traceback), targets
     that Hydra itself would build. An override Hydra cannot parse is left to its own one-line report.
     """
+    refuse_config_name_out_of_the_config_dirs(args)
+    multirun = any(arg in ("-m", "--multirun") for arg in args)
     parser = OverridesParser.create()
     for arg in args:
+        if any(ord(character) < 32 or ord(character) == 127 for character in arg):
+            raise InvalidInput(
+                f"{arg.partition('=')[0]}: the value holds a control character (a new line, say); expected one line "
+                "(a launcher writes values into the job scripts it runs)"
+            )
         if arg.startswith("-") or "=" not in arg:  # -m, -cn train, --cfg job
             continue
         try:
@@ -73,6 +80,9 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
         if key in GROUPS and value is None:
             hint = " (logger=none for no logger)" if key == "logger" else ""
             raise InvalidInput(f"{key}=null: not a config; expected one of the configs in conf/{key}/{hint}")
+        if key in (*GROUPS, "hparams_search") or "/" in key:  # a config group: its choice names a file
+            for choice in _choices(value):
+                refuse_path_out_of_the_config_dirs(key, choice)
         for item in value.list if isinstance(value, ChoiceSweep) else [value]:
             where = key
             if where.endswith("_target_"):
@@ -81,6 +91,41 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
                 allowed_class(path, target)
         if key.startswith(("hydra.", "hydra/")):
             refuse_hydra_setting(key, value)
+        elif multirun and ".." in PurePath(arg.partition("=")[2]).parts:
+            # a sweep's job folders are named after the overrides as typed (${hydra.job.override_dirname}), and
+            # Hydra writes into a job's folder before any check of the job can run
+            raise InvalidInput(
+                f"{key}: {arg.partition('=')[2]!r} holds .. and would put its job's folder outside its own place in "
+                "the sweep folder (job folders are named after the overrides); expected a value without .. "
+                "(an absolute path, say)"
+            )
+
+
+def _choices(value: object) -> list[object]:
+    """The option names a group override gives: one, a list (`logger=[tensorboard,csv]`) or a sweep's."""
+    items = value.list if isinstance(value, ChoiceSweep) else [value]
+    return [name for item in items for name in (item if isinstance(item, list) else [item])]
+
+
+def refuse_path_out_of_the_config_dirs(key: str, choice: object) -> None:
+    """A config group's option, or a primary config's name, is a file of the config folders (conf/, a
+    --config-dir): a name, never a path that climbs out of them to load someone else's file as trusted config."""
+    path = PurePath(str(choice))
+    if path.is_absolute() or ".." in path.parts:
+        folder = "conf/" if key.startswith("-") else f"conf/{key}/"
+        raise InvalidInput(
+            f"{key}: {str(choice)!r} names a file outside the config folders; expected the name of a config in "
+            f"{folder} (your own configs: --config-dir)"
+        )
+
+
+def refuse_config_name_out_of_the_config_dirs(args: Sequence[str]) -> None:
+    for flag, following in zip(args, [*args[1:], ""], strict=True):
+        name = flag.partition("=")[2] if flag.startswith("--config-name=") else None
+        if flag in ("-cn", "--config-name"):
+            name = following
+        if name is not None:
+            refuse_path_out_of_the_config_dirs("--config-name", name)
 
 
 def refuse_hydra_setting(key: str, value: object) -> None:

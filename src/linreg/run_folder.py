@@ -121,6 +121,7 @@ def claim(folder: Path, key: str, first_entry: Path) -> Claim:
     )
     if folder.exists() and not folder.is_dir():
         raise InvalidInput(f"{key}: '{folder}' is a file, not a folder; expected a new or empty folder")
+    folder = Path(os.path.realpath(folder))  # `new/../old` is old: what the claim made is judged on the real path
     missing = [path for path in (folder, *folder.parents) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     # Log files may be there already: other ranks of the same launch open theirs as they start.
