@@ -171,3 +171,19 @@ def test_a_csv_path_that_is_no_file_says_what_it_is(tmp_path, path, message):
     cfg = compose_config("data=csv", f"data.source.path={path.format(tmp=tmp_path)}")
     with pytest.raises(InvalidInput, match=re.escape(message.format(tmp=tmp_path))):
         build("data", cfg.data)
+
+
+def test_a_setting_lightning_refuses_only_while_running_is_one_line(tmp_path):
+    """Lightning checks some settings only during the fit (EarlyStopping at a training epoch's end, before any
+    validation has logged its metric): its refusal is one line and exit status 2."""
+    from conftest import train_in_process
+
+    early = (
+        "+callbacks.es={_target_: lightning.pytorch.callbacks.EarlyStopping, monitor: val/mse, "
+        "check_on_train_epoch_end: true}"
+    )
+    rare_validation = ["iters=20", "data.batch_size=1", "trainer.val_check_interval=1000", "logger=none"]
+    answer = train_in_process(tmp_path, *rare_validation, early, run_dir=tmp_path / "r")
+    assert answer.code == 2
+    assert answer.stderr.startswith("error: trainer: Lightning stopped the run: Early stopping conditioned on metric")
+    assert len(answer.stderr.strip().splitlines()) == 1

@@ -37,7 +37,8 @@ class Built:
 
 
 def build_run(cfg: DictConfig, run_dir: Path) -> Built:
-    """Seeded initial weights (as the notebook's nn-loop cell draws them), or a resumed run's checkpoint's.
+    """Every object the run needs, from its checked config: the DataModule, the model with seeded initial
+    weights (as the notebook's nn-loop cell draws them, or a resumed run's), the callbacks, loggers and Trainer.
 
     The optimizer is built once here, on the model's parameters, so that a value it refuses (a negative
     momentum, say) is reported before the run starts writing.

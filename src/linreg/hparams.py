@@ -18,6 +18,7 @@ HPARAMS_KEYS = ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer
 
 
 def log_hparams(loggers: list[Logger], record: Record, cfg: DictConfig) -> None:
+    """Give every logger the run's hyperparameters with its final metrics, once the record is complete."""
     hparams = flat_hparams(record, cfg)
     for logger in loggers:
         _log_with_final_metrics(logger, hparams, record)

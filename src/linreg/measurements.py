@@ -103,5 +103,6 @@ def scores(model: Regression, stages: Sequence[str]) -> dict[str, float | None]:
 
 
 def predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
+    """The model's predictions for `x`, as the record lists them."""
     with torch.no_grad():  # in the model's dtype: `+trainer.precision=64-true` turns it to float64
         return model(x.to(model.dtype)).tolist()

@@ -59,8 +59,8 @@ def failures_recorded(run_dir: Path, record: Record) -> Iterator[None]:
     """A run that fails once its record is started leaves it failed with the error: a failed write (no space
     left, a read-only folder), a setting Lightning refuses only while running, or anything else.
 
-    By type: an OSError is re-raised as itself (the CLI words it as one line), Lightning's
-    MisconfigurationException becomes `InvalidInput` (the user's setting), the rest is re-raised. Loggers write
+    By type: an OSError is re-raised as itself (the CLI words it as one line), Lightning's refusal of a setting
+    becomes `InvalidInput` (`_refused_by_lightning`), the rest is re-raised. Loggers write
     from threads of their own (TensorBoard's event writer): their failed writes are caught here too, instead of
     being printed as a thread's traceback while the run reports success.
     """
@@ -90,11 +90,24 @@ def failures_recorded(run_dir: Path, record: Record) -> Iterator[None]:
             write_failure(run_dir, record, failure)
         if fault is not None:
             raise fault from None
-        if isinstance(error, MisconfigurationException):  # Lightning refusing a setting it checks while running
+        if _refused_by_lightning(error):
             raise InvalidInput(f"trainer: Lightning stopped the run: {reason}") from None
         raise
     finally:
         threading.excepthook = previous_hook
+
+
+def _refused_by_lightning(error: Exception) -> bool:
+    """Lightning refusing a setting it checks only while running: its MisconfigurationException, or a ValueError,
+    TypeError or RuntimeError raised by Lightning's own code (EarlyStopping's check of its metric, say), told
+    by the module that raised it; the same types raised anywhere else are faults, and re-raised."""
+    if isinstance(error, MisconfigurationException):
+        return True
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    return isinstance(error, ValueError | TypeError | RuntimeError) and module.startswith("lightning.")
 
 
 def _os_error_behind(error: BaseException) -> OSError | None:

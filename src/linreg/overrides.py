@@ -145,7 +145,8 @@ def refuse_hydra_setting(key: str, value: object) -> None:
         )
         raise InvalidInput(
             f"{key}: may not be set from the command line: {why}; expected hydra.run.dir, hydra.sweep.dir, "
-            "hydra.sweep.subdir, hydra.launcher.* or hydra.sweeper.* settings, or a config file (--config-dir)"
+            "hydra.sweep.subdir, hydra.verbose, hydra.launcher.* or hydra.sweeper.* settings, a hydra/launcher, "
+            "hydra/sweeper or hydra/job_logging choice, or a config file (--config-dir)"
         )
     if key == "hydra.sweep.subdir":
         for item in value.list if isinstance(value, ChoiceSweep) else [value]:

@@ -149,6 +149,7 @@ def json_safe(value: Any) -> Any:
 
 
 def write(run_dir: Path, record: Record) -> Path:
+    """Write `results.json` atomically, NaN and infinity as null; returns its path."""
     path = run_dir / RESULTS_FILE
     write_atomically(path, json.dumps(json_safe(record), indent=2) + "\n")
     return path
@@ -224,8 +225,11 @@ def provenance() -> dict[str, Any]:
     source = Path(__file__).resolve().parent
 
     def git(*args: str) -> str | None:
+        # no GIT_* variables and no fsmonitor: reading the commit must never run a command of anyone's
+        environ = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+        command = ["git", "-c", "core.fsmonitor=", *args]
         try:
-            done = subprocess.run(["git", *args], cwd=source, capture_output=True, text=True, timeout=10)
+            done = subprocess.run(command, cwd=source, env=environ, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
