@@ -127,7 +127,8 @@ def test_a_primary_config_outside_the_config_folders_is_refused():
             InvalidInput, match="names a file outside the config folders; expected the name of a config in conf/ "
         ):
             refuse_bad_overrides(args)
-    refuse_bad_overrides(["-cn", "train"])
+    for args in ([], ["-cn"], ["-cn", "train"], ["--config-name=train", "lr=0.1"]):
+        refuse_bad_overrides(args)  # no override at all (`python scripts/train.py`) included
 
 
 def test_a_refused_command_never_removes_a_folder_it_reached_through_dot_dot(tmp_path):

@@ -120,12 +120,11 @@ def refuse_path_out_of_the_config_dirs(key: str, choice: object) -> None:
 
 
 def refuse_config_name_out_of_the_config_dirs(args: Sequence[str]) -> None:
-    for flag, following in zip(args, [*args[1:], ""], strict=True):
-        name = flag.partition("=")[2] if flag.startswith("--config-name=") else None
-        if flag in ("-cn", "--config-name"):
-            name = following
-        if name is not None:
-            refuse_path_out_of_the_config_dirs("--config-name", name)
+    for index, flag in enumerate(args):
+        if flag.startswith("--config-name="):
+            refuse_path_out_of_the_config_dirs("--config-name", flag.partition("=")[2])
+        elif flag in ("-cn", "--config-name") and index + 1 < len(args):
+            refuse_path_out_of_the_config_dirs("--config-name", args[index + 1])
 
 
 def refuse_hydra_setting(key: str, value: object) -> None:
