@@ -42,7 +42,7 @@ def started(
         "provenance": provenance(),
         "test_inputs": datamodule.splits.test.x[:MAX_PREDICTIONS].tolist(),
         "test_targets": datamodule.splits.test.y[:MAX_PREDICTIONS].tolist(),  # the true values of `predictions`
-        "predictions_before": predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
+        "predictions_before": predictions(model, datamodule),
         **found,
     }
     return record, best
@@ -102,7 +102,12 @@ def scores(model: Regression, stages: Sequence[str]) -> dict[str, float | None]:
     }
 
 
+def predictions(model: Regression, datamodule: RegressionDataModule) -> list[list[float]]:
+    """The model's predictions for the record's test inputs (the first MAX_PREDICTIONS of the test split)."""
+    return predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS])
+
+
 def predict(model: Regression, x: torch.Tensor) -> list[list[float]]:
-    """The model's predictions for `x`, as the record lists them."""
+    """The model's predictions for `x`, in the model's dtype."""
     with torch.no_grad():  # in the model's dtype: `+trainer.precision=64-true` turns it to float64
         return model(x.to(model.dtype)).tolist()

@@ -71,12 +71,13 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
         except Exception:
             continue
         key, value = override.get_key_element().lstrip("+~"), override.value()
-        if "\\${" in arg:
+        typed = arg.partition("=")[2]  # the value as written, before Hydra's parser reads it
+        if "\\${" in typed:
             raise InvalidInput(
-                f"{key}: {arg.partition('=')[2]!r} holds an escaped interpolation; expected a plain value "
+                f"{key}: {typed!r} holds an escaped interpolation; expected a plain value "
                 "(overrides are data: nothing in them is resolved later)"
             )
-        refuse_outside_resolvers(arg.partition("=")[2], key)
+        refuse_outside_resolvers(typed, key)
         if key in GROUPS and value is None:
             hint = " (logger=none for no logger)" if key == "logger" else ""
             raise InvalidInput(f"{key}=null: not a config; expected one of the configs in conf/{key}/{hint}")
@@ -91,11 +92,11 @@ def refuse_bad_overrides(args: Sequence[str]) -> None:
                 allowed_class(path, target)
         if key.startswith(("hydra.", "hydra/")):
             refuse_hydra_setting(key, value)
-        elif multirun and ".." in PurePath(arg.partition("=")[2]).parts:
+        elif multirun and ".." in PurePath(typed).parts:
             # a sweep's job folders are named after the overrides as typed (${hydra.job.override_dirname}), and
             # Hydra writes into a job's folder before any check of the job can run
             raise InvalidInput(
-                f"{key}: {arg.partition('=')[2]!r} holds .. and would put its job's folder outside its own place in "
+                f"{key}: {typed!r} holds .. and would put its job's folder outside its own place in "
                 "the sweep folder (job folders are named after the overrides); expected a value without .. "
                 "(an absolute path, say)"
             )

@@ -15,7 +15,7 @@ from linreg.build import build_run
 from linreg.hparams import log_hparams
 from linreg.models import LinearRegression
 from linreg.outcome import ending, failures_recorded, is_global_zero
-from linreg.record import CHECKPOINT, MAX_PREDICTIONS, Record
+from linreg.record import CHECKPOINT, Record
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Record:
@@ -59,7 +59,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Reco
             val_curve=model.val_curve,
             **model.learned_parameters(),  # in the data's units
             **measurements.distance_from(best, result["optimum_mse"], model, datamodule.splits.train),
-            predictions=measurements.predict(model, datamodule.splits.test.x[:MAX_PREDICTIONS]),
+            predictions=measurements.predictions(model, datamodule),
             checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
             wall_s=round(time.perf_counter() - clock, 4),  # training, validations, the test and the checkpoint
