@@ -3,7 +3,9 @@
 One input and one output: the data (train, validation, test) with the model's prediction over the input's
 range and the least-squares line. More: predicted against true for every split, with the diagonal a perfect
 fit lies on. Drawn at step 0, at 100, 1000, ... steps and at the end of training, under the tag
-`prediction/fit` (after the `loss` section, which TensorBoard shows first).
+`prediction/fit` (after the `loss` section, which TensorBoard shows first). A diverged run's picture says so
+in its title, in red: its model's line has left the frame, and the data with the least-squares line alone
+would look like a perfect fit.
 
 What does not change during training (the data, the axes, the labels, the legend) is rendered once; each
 picture draws only the model's prediction and the title over a copy of it (matplotlib's blitting): a whole
@@ -26,6 +28,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from linreg.least_squares import Optimum
+from linreg.loss_monitor import LossMonitor
 from linreg.record import write_atomically
 
 if TYPE_CHECKING:
@@ -67,7 +70,9 @@ class FitPictures(L.Callback):
             return None
         if self._picture is None:
             self._picture = FitPicture(trainer.datamodule.splits, trainer.datamodule.optimum)
-        pixels = self._picture.render(pl_module, trainer.global_step)
+        monitor = next((c for c in trainer.callbacks if isinstance(c, LossMonitor)), None)
+        diverged_at = monitor.diverged_at_step if monitor else None
+        pixels = self._picture.render(pl_module, trainer.global_step, diverged_at)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(TAG, pixels, trainer.global_step, dataformats="HWC")
@@ -108,10 +113,17 @@ class FitPicture:
             self._canvas.draw()
             self._background = self._canvas.copy_from_bbox(figure.bbox)
 
-    def render(self, model: torch.nn.Module, step: int) -> np.ndarray:
-        """The picture's RGB pixels (height x width x 3) for `model` at `step`."""
+    def render(self, model: torch.nn.Module, step: int, diverged_at: int | None = None) -> np.ndarray:
+        """The picture's RGB pixels (height x width x 3) for `model` at `step`; `diverged_at`: the step whose
+        loss was not finite (a model that predicts NaN or infinity counts as diverged too)."""
         train_mse = _mse(model, self._splits.train)
-        self._title.set_text(f"step {step}: train mse {train_mse:.3g} (least-squares optimum {self._best.mse:.3g})")
+        if diverged_at is not None or not math.isfinite(train_mse):
+            at = "" if diverged_at in (None, step) else f" at step {diverged_at}"
+            text = f"step {step}: diverged{at}, the model is off the chart (train mse {train_mse:.3g})"
+            self._title.set(text=text, color="red")
+        else:
+            text = f"step {step}: train mse {train_mse:.3g} (least-squares optimum {self._best.mse:.3g})"
+            self._title.set(text=text, color="black")
         if self._grid is not None:
             (line,) = self._model_lines
             line.set_ydata(_predict(model, self._grid)[:, 0])

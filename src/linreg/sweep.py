@@ -1,8 +1,11 @@
-"""A multirun's results side by side: `summary.csv`, `summary.md` (best job first) and `summary.png`.
+"""A multirun's results side by side: `summary.csv` (every job, every column), `summary.md` (what the
+terminal shows: the swept keys, the status and the key metrics, best job first, and the sweep's answer),
+`summary_by_config.csv` where seeds repeat each configuration (`linreg.repeats`), and `summary.png`
+(`linreg.sweep_plot`).
 
 `SweepSummary` is a Hydra callback (configured in `conf/train.yaml`): after each job it rewrites the
-tables, so an interrupted sweep still has one; when the sweep ends it adds the plot, prints the table and
-exits non-zero if a job failed. `python scripts/summarize.py <sweep folder>` rebuilds all three.
+tables, so an interrupted sweep still has them; when the sweep ends it adds the plot, prints the summary and
+exits non-zero if a job failed. `python scripts/summarize.py <sweep folder>` rebuilds them all.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import sys
 from pathlib import Path
@@ -20,17 +22,20 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from linreg import record
+from linreg import record, repeats, sweep_plot, text_table
 from linreg.record import FINISHED, LANDMARKS, METRICS, Status, write_atomically
+from linreg.repeats import HIDDEN_OVERRIDES
+from linreg.text_table import Column
 
-# Not hyperparameters: which search ran, not what it tried.
-HIDDEN_OVERRIDES = {"hparams_search", "trainer.enable_progress_bar"}
-MAX_CURVE_LABELS = 12  # jobs named in the curves' legend; a longer search keeps the table for names
 # Best first: finished jobs by the objective, then diverged, interrupted, failed and unfinished ones.
 STATUS_ORDER = {
     Status.OK: 0, Status.STOPPED: 0, Status.DIVERGED: 1, Status.INTERRUPTED: 2, Status.FAILED: 3, Status.RUNNING: 4,
     Status.MISSING: 5,
 }  # fmt: skip
+TABLE_METRICS = ("train_loss", "val_mse", "val_mae", "val_r2", "test_mse", "test_r2")  # the terminal's, in order
+# A diverged job's outcome: empty in summary.csv, `diverged` in the terminal.
+DIVERGED_BLANK = {*METRICS, "excess_mse", "parameter_distance", "w", "b"}
+BY_CONFIG_FILE = "summary_by_config.csv"
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -66,9 +71,12 @@ def rank(rows: list[dict[str, Any]], objective: str = "val_mse") -> list[dict[st
 
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The header and the cells: the jobs' overrides, model, optimizer, status, final metrics, steps, time.
+    """`summary.csv`'s header and cells: the jobs' overrides, model, optimizer, status, final metrics, the
+    landmarks, steps and time.
 
-    The learned w and b are columns only where a job's model is linear: other jobs leave them empty.
+    The learned w and b are columns only where a job's model is linear: other jobs leave them empty. A
+    diverged job's outcome (its metrics, its excess over the optimum, its distance from it, w and b) is empty
+    throughout: the numbers it ended with are what overflowed, not results (its `steps` says where).
     """
     override_keys = sorted({k for row in rows for k in row.get("overrides", {})} - HIDDEN_OVERRIDES)
     linear = any("weight" in row for row in rows)
@@ -79,15 +87,20 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     for row in rows:
         overrides = row.get("overrides", {})
         parameters = [_parameters(row.get("weight")), _parameters(row.get("bias"))] if linear else []
+        outcome = {
+            **{m: _number(row.get(m)) for m in METRICS},
+            **{m: _number(row.get(m), digits=4) for m in LANDMARKS},
+            **dict(zip(learned, parameters, strict=True)),
+        }
+        if row.get("status") == Status.DIVERGED:
+            outcome = {key: "" if key in DIVERGED_BLANK else value for key, value in outcome.items()}
         cells.append(
             [
                 row["job"],
                 *(str(overrides.get(k, "")) for k in override_keys),
                 *(str(row.get(key, "")) for key in built),
                 str(row.get("status", Status.MISSING)),
-                *(_number(row.get(m)) for m in METRICS),
-                *(_number(row.get(m), digits=4) for m in LANDMARKS),
-                *parameters,
+                *outcome.values(),
                 str(row.get("steps", "")),
                 _number(row.get("wall_s"), digits=2),
             ]
@@ -95,10 +108,37 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def markdown(header: list[str], cells: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines) + "\n"
+def terminal_table(ranked: list[dict[str, Any]], objective: str = "val_mse") -> list[str]:
+    """The jobs as the terminal shows them, best first: the keys the sweep varies, the status and the key
+    metrics (the objective first), in at most 120 characters a line. A diverged job reads `diverged` in every
+    metric; a job without a value leaves it empty."""
+    varied = repeats.varied_keys(ranked)
+    metrics = [objective, *(m for m in TABLE_METRICS if m != objective)]
+    columns = [Column(key, [_short(repeats.overrides(row).get(key, "")) for row in ranked]) for key in varied]
+    columns.append(Column("status", [str(row.get("status", Status.MISSING)) for row in ranked]))
+    for metric in metrics:
+        cells = [
+            "diverged" if row.get("status") == Status.DIVERGED else _number(row.get(metric), digits=4) for row in ranked
+        ]
+        columns.append(Column(metric, cells, numeric=True))
+    return text_table.render(columns, keep=len(varied) + 2, left_out_note=" (summary.csv has every column)")
+
+
+def config_table(configs: list[repeats.Configuration], objective: str = "val_mse") -> list[str]:
+    """The configurations as the terminal shows them, best first: their keys, the finished seeds (`n`), the
+    diverged ones, and each key metric's mean +- sample std over the finished seeds."""
+    keys = sorted({key for config in configs for key in config.settings})
+    shown = [key for key in keys if len({config.settings.get(key) for config in configs}) > 1]
+    columns = [Column(key, [_short(config.settings.get(key, "")) for config in configs]) for key in shown]
+    if not shown:
+        columns.append(Column("configuration", [config.label for config in configs]))
+    columns.append(Column("n", [str(len(config.finished)) for config in configs], numeric=True))
+    columns.append(Column("diverged", [str(config.diverged) for config in configs], numeric=True))
+    metrics = [objective, *(m for m in TABLE_METRICS if m != objective)]
+    for metric in metrics:
+        cells = [repeats.mean_std(config.sample(metric)) for config in configs]
+        columns.append(Column(metric, cells, numeric=True))
+    return text_table.render(columns, keep=len(columns) - len(metrics) + 1, left_out_note=" (in summary_by_config.csv)")
 
 
 def best_line(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
@@ -111,129 +151,54 @@ def best_line(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
         return f"best by {objective}: none, no job finished with a {objective}"
     best = ranked[0]
     value = _number(best[objective])
-    tied = [row["job"] for row in ranked if row.get("status") in FINISHED and _number(row.get(objective)) == value]
-    if len(tied) == 1:
-        return f"best by {objective}: {best['job']} ({objective} = {value})"
-    return (
-        f"best by {objective}: {len(tied)} jobs tie at {objective} = {value}: {', '.join(tied)}; "
-        f"chose {best['job']}, the first by job name"
-    )
+    tied = [row["job"] for row in ranked[1:] if row.get("status") in FINISHED and _number(row.get(objective)) == value]
+    line = f"best by {objective}: {best['job']} ({objective} = {value})"
+    return f"{line}, tied with {', '.join(tied)} (chose the first by job name)" if tied else line
+
+
+def summary_text(ranked: list[dict[str, Any]], objective: str = "val_mse") -> str:
+    """What the terminal shows and `summary.md` keeps: the overrides every job shares, the jobs' table, and the
+    answer: with seed repeats the configurations' table and the best configuration against each other one;
+    without, the best job (and, where several finished, that one run each cannot tell noise apart)."""
+    fixed = repeats.fixed_overrides(ranked)
+    lines = text_table.wrap("every job: " + " ".join(f"{k}={_short(v)}" for k, v in fixed.items())) if fixed else []
+    lines += terminal_table(ranked, objective)
+    if repeats.has_seed_repeats(ranked):
+        configs = repeats.configurations(ranked, objective)
+        lines += ["", f"by configuration, mean +- sample std over seeds (every metric in {BY_CONFIG_FILE}):"]
+        lines += config_table(configs, objective)
+        lines.append("")
+        for line in repeats.verdict(configs, objective):
+            lines += text_table.wrap(line)
+    else:
+        lines.append("")
+        if sum(row.get("status") in FINISHED for row in ranked) > 1:
+            lines += text_table.wrap(repeats.single_runs_note())
+        lines += text_table.wrap(best_line(ranked, objective))
+    return "\n".join(lines) + "\n"
 
 
 def write_tables(sweep_dir: Path, objective: str = "val_mse") -> str:
-    """Write `summary.csv` and `summary.md` (the table, then the best job); return the markdown."""
-    ranked = rank(collect(sweep_dir), objective)
-    header, cells = table(ranked)
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([header, *cells])
-    write_atomically(sweep_dir / "summary.csv", buffer.getvalue())
-    text = markdown(header, cells) + f"\n{best_line(ranked, objective)}\n"
+    """Write `summary.csv`, `summary.md` and, where seeds repeat the configurations, `summary_by_config.csv`;
+    return the summary's text (`summary.md`)."""
+    return _write_tables(sweep_dir, rank(collect(sweep_dir), objective), objective)
+
+
+def _write_tables(sweep_dir: Path, ranked: list[dict[str, Any]], objective: str) -> str:
+    _write_csv(sweep_dir / "summary.csv", *table(ranked))
+    if repeats.has_seed_repeats(ranked):
+        _write_csv(sweep_dir / BY_CONFIG_FILE, *repeats.by_config_table(repeats.configurations(ranked, objective)))
+    text = summary_text(ranked, objective)
     write_atomically(sweep_dir / "summary.md", text)
     return text
 
 
-def write_plot(sweep_dir: Path, objective: str = "val_mse") -> Path:
-    """`summary.png`: why the winner won, in two panels.
-
-    Left: the objective (what the ranking uses) against lr, one line per setting of the other overrides
-    (`iters=100`, or `model=mlp,optimizer=adam`), with the data's stability limit as a vertical line (full-batch
-    SGD diverges to its right). Right: every job's validation MSE over the steps. Both y axes are symlog: a
-    value of exactly 0 sits at 0, not at a made-up floor. A diverged job is an x at the top of the left panel
-    and at its step on the right, labelled with that step. A job with no objective (stopped before its first
-    step, failed) is left out (the table lists it).
-    """
-    # Its first import on a machine logs "generated new fontManager" at INFO, which Hydra's logging prints.
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from matplotlib.figure import Figure  # imported here: jobs never pay for it, only the sweep's end
-
-    rows = [
-        row
-        for row in collect(sweep_dir)
-        if row.get("status") == Status.DIVERGED or (row.get("status") in FINISHED and row.get(objective) is not None)
-    ]
-    figure = Figure(figsize=(12, 4.8))
-    # fixed margins: constrained layout measured every tick label twice, half the plot's cost (about 0.3 s)
-    figure.subplots_adjust(left=0.06, right=0.99, top=0.93, bottom=0.1, wspace=0.17)
-    by_lr, curves = figure.subplots(1, 2)
-    values = [r[objective] for r in rows if r["status"] in FINISHED]
-    values += [v for r in rows for _, v in r.get("val_curve") or [] if v is not None]
-    threshold = _linear_threshold(values)
-    top = max([abs(v) for v in values if math.isfinite(v)], default=1.0) * 10
-    for label in sorted({_line_label(row) for row in rows}):
-        group = sorted((r for r in rows if _line_label(r) == label), key=lambda r: r["lr"])
-        done = [r for r in group if r["status"] in FINISHED]
-        # clip_on=False: a value of exactly 0 sits on the bottom edge, whole
-        (line,) = by_lr.plot([r["lr"] for r in done], [r[objective] for r in done], "o-", label=label, clip_on=False)
-        diverged = [r for r in group if r["status"] == Status.DIVERGED]
-        by_lr.plot([r["lr"] for r in diverged], [top] * len(diverged), "x", color=line.get_color(), ms=10, mew=2)
-    for row in rows:
-        _draw_curve(curves, row, top)
-    for lr, step in _diverged_places(rows, by_lr=True):
-        by_lr.annotate(f"step {step}", (lr, top), textcoords="offset points", xytext=(0, -16), ha="center", fontsize=7)
-    for (_, step), jobs in _diverged_places(rows, by_lr=False).items():
-        curves.annotate("\n".join(jobs), (step, top), textcoords="offset points", xytext=(6, -4), va="top", fontsize=7)
-    limits = sorted({r["stability_limit"] for r in rows if r.get("stability_limit")})
-    for limit in limits:
-        by_lr.axvline(
-            limit, color="red", linestyle=":", label=f"stability limit {limit:.4g}" if limit == limits[0] else None
-        )
-    if any(r["status"] == Status.DIVERGED for r in rows):
-        by_lr.plot([], [], "kx", mew=2, label="diverged (at step)")
-    by_lr.set(xscale="log", xlabel="lr", ylabel=f"{objective} (symlog: 0 is 0)")
-    by_lr.set_title("sweep " + "/".join(name for name in (sweep_dir.parent.name, sweep_dir.name) if name))
-    if by_lr.get_legend_handles_labels()[0]:  # a sweep where every job failed has nothing to label
-        by_lr.legend(fontsize=8, loc="lower left")
-    curves.set(xlabel="step (symlog)", ylabel="val_mse (symlog: 0 is 0)")
-    curves.set_title("validation MSE of every job (x: diverged)")
-    curves.set_xscale("symlog", linthresh=10)  # steps 0..10 linear, then log: short and long runs both show
-    if 0 < len(rows) <= MAX_CURVE_LABELS:
-        curves.legend(fontsize=7, loc="lower left")
-    for axes in (by_lr, curves):
-        axes.set_yscale("symlog", linthresh=threshold)
-        axes.set_ylim(0, top * 5)  # errors are never negative; the top row holds the diverged jobs' x
-        axes.grid(True, which="both", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    path = sweep_dir / "summary.png"
-    write_atomically(path, buffer.getvalue())
-    return path
-
-
-def _line_label(row: dict[str, Any]) -> str:
-    """The job's overrides other than lr: the jobs that share them form one line of the plot."""
-    others = sorted((k, v) for k, v in row.get("overrides", {}).items() if k != "lr" and k not in HIDDEN_OVERRIDES)
-    return ",".join(f"{k}={v}" for k, v in others) or f"iters={row['iters']}"
-
-
-def _linear_threshold(values: list[float]) -> float:
-    """symlog's linear range: below the smallest non-zero value, so every one of them is on the log part."""
-    positive = [abs(v) for v in values if v and math.isfinite(v)]
-    return min(positive, default=1.0) / 10
-
-
-def _draw_curve(axes: Any, row: dict[str, Any], top: float) -> None:
-    """One job's validation MSE over steps; a diverged job's curve ends with an x at its step, at the top."""
-    points = [(step, value) for step, value in row.get("val_curve") or [] if value is not None and math.isfinite(value)]
-    steps, values = [step for step, _ in points], [value for _, value in points]
-    (line,) = axes.plot(steps, values, "-", alpha=0.85, linewidth=1.2, label=row["job"])
-    if row["status"] == Status.DIVERGED and row.get("diverged_at_step") is not None:
-        axes.plot([row["diverged_at_step"]], [top], "x", color=line.get_color(), markersize=9, mew=2)
-
-
-def _diverged_places(rows: list[dict[str, Any]], by_lr: bool) -> dict[tuple[float | None, int], list[str]]:
-    """The diverged jobs by (lr, step), or by step alone: one label where several diverged at the same place."""
-    places: dict[tuple[float | None, int], list[str]] = {}
-    for row in rows:
-        if row["status"] == Status.DIVERGED and row.get("diverged_at_step") is not None:
-            places.setdefault((row["lr"] if by_lr else None, row["diverged_at_step"]), []).append(row["job"])
-    return places
-
-
 def summarize(sweep_dir: Path, objective: str = "val_mse") -> tuple[str, list[dict[str, Any]]]:
-    """All three files; returns the markdown table and the ranked rows."""
-    text = write_tables(sweep_dir, objective)
-    write_plot(sweep_dir, objective)
-    return text, rank(collect(sweep_dir), objective)
+    """Every summary file; returns the summary's text and the ranked rows."""
+    ranked = rank(collect(sweep_dir), objective)
+    text = _write_tables(sweep_dir, ranked, objective)
+    sweep_plot.write_plot(sweep_dir, ranked, objective)
+    return text, ranked
 
 
 class SweepSummary(Callback):
@@ -259,6 +224,21 @@ def _number(value: Any, digits: int = 8) -> str:
     if value is None:
         return ""
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _short(value: str) -> str:
+    """An override's value as the terminal shows it: a float with many digits (an Optuna trial's) rounded."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and math.isfinite(number) else value
+
+
+def _write_csv(path: Path, header: list[str], cells: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *cells])
+    write_atomically(path, buffer.getvalue())
 
 
 def _parameters(value: Any) -> str:
