@@ -23,6 +23,8 @@ from linreg.least_squares import Optimum
 from linreg.sources import Source, Split, Splits
 from linreg.standardization import Standardization
 
+WHITEN = "whiten"  # data.standardize=whiten: standardized, then whitened (linreg.standardization)
+
 
 class IndexBatches(Sampler):
     """Yields one index object per batch: a slice in order (a view, no copy) or an index tensor when shuffled.
@@ -98,8 +100,10 @@ class RegressionDataModule(L.LightningDataModule):
     reshuffled every epoch from `shuffle_seed` unless `shuffle=False` (then served in order, as views: no
     copy). Under DDP each rank trains on its own equal shard, so `use_distributed_sampler` stays off.
 
-    `standardize=True` serves every split standardized with the training split's statistics
-    (`linreg.standardization`); `splits` stays the source's data, in its own units. The loaders serve
+    `standardize=True` serves every split standardized with the training split's statistics, `"whiten"` also
+    whitened (`linreg.standardization`); `splits` stays the source's data, in its own units. `intercept`
+    says whether the model fits one (`data.intercept` follows `model.bias`): without, the data is scaled but not
+    centred and the least-squares optimum goes through the origin. The loaders serve
     float64 when the Trainer trains in float64 (`+trainer.precision=64-true`), float32 otherwise, and a CSV
     file's numbers reach them without passing through float32.
     """
@@ -110,13 +114,16 @@ class RegressionDataModule(L.LightningDataModule):
         batch_size: int | None = None,
         shuffle: bool = True,
         shuffle_seed: int = 0,
-        standardize: bool = False,
+        standardize: bool | str = False,
+        intercept: bool = True,
     ) -> None:
         super().__init__()
         require_count("data.batch_size", batch_size, minimum=1, optional=True)
-        for key, value in (("data.shuffle", shuffle), ("data.standardize", standardize)):
+        for key, value in (("data.shuffle", shuffle), ("data.intercept", intercept)):
             if not isinstance(value, bool):
                 raise InvalidInput(f"{key}: {value!r} is not allowed; expected true or false")
+        if not isinstance(standardize, bool) and standardize != WHITEN:
+            raise InvalidInput(f"data.standardize: {standardize!r} is not allowed; expected true, false or {WHITEN}")
         require_count("data.shuffle_seed", shuffle_seed, minimum=0, maximum=2**32 - 1)
         if not callable(getattr(source, "load", None)):
             raise InvalidInput(
@@ -124,7 +131,7 @@ class RegressionDataModule(L.LightningDataModule):
             )
         self.source = source
         self.batch_size, self.shuffle, self.shuffle_seed = batch_size, shuffle, shuffle_seed
-        self.standardize = standardize
+        self.standardize, self.intercept = standardize, intercept
         self._splits: Splits | None = None
         self._standardization: Standardization | None = None
         self._served: tuple[torch.dtype, Splits] | None = None
@@ -149,11 +156,15 @@ class RegressionDataModule(L.LightningDataModule):
 
     @property
     def standardization(self) -> Standardization:
-        """The training split's statistics when `standardize`, else the identity. A resumed run sets the ones
-        its checkpoint holds, so that its data is served exactly as before."""
+        """The training split's statistics (and whitening) when `standardize`, else the identity. A resumed run
+        sets the ones its checkpoint holds, so that its data is served exactly as before."""
         if self._standardization is None:
-            train = self.splits.train
-            self._standardization = Standardization.of(train.x, train.y) if self.standardize else Standardization()
+            train, whiten = self.splits.train, self.standardize == WHITEN
+            self._standardization = (
+                Standardization.of(train.x, train.y, centre=self.intercept, whiten=whiten)
+                if self.standardize
+                else Standardization()
+            )
         return self._standardization
 
     @standardization.setter
@@ -201,7 +212,7 @@ class RegressionDataModule(L.LightningDataModule):
     def optimum(self) -> Optimum:
         """The least-squares optimum of the training split in the data's units, computed once: the run's
         record and the fit pictures both need it."""
-        return least_squares.optimum(self.splits.train.x, self.splits.train.y)
+        return least_squares.optimum(self.splits.train.x, self.splits.train.y, intercept=self.intercept)
 
     def has_rows(self, stage: str) -> bool:
         """Whether the "val" or "test" split holds any rows (`val_fraction=0` gives all rows to training)."""

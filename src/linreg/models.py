@@ -140,23 +140,34 @@ LOGGED_AS = {"val/mse": "loss/val"}
 
 
 class LinearRegression(Regression):
-    """The notebook's model: y = x @ W.T + b, one `nn.Linear`."""
+    """The notebook's model: y = x @ W.T + b, one `nn.Linear`; with `bias=False` (`model.bias=false`) y = x @ W.T,
+    a regression through the origin, the notebook's `nn.Linear(bias=False)`."""
 
-    def __init__(self, in_features: int = 1, out_features: int = 1, optimizer: OptimizerFactory | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int = 1,
+        out_features: int = 1,
+        bias: bool = True,
+        optimizer: OptimizerFactory | None = None,
+    ) -> None:
+        if not isinstance(bias, bool):
+            raise InvalidInput(f"model.bias: {bias!r} is not allowed; expected true or false")
         super().__init__(optimizer)
-        self.network = nn.Linear(in_features, out_features)
+        self.network = nn.Linear(in_features, out_features, bias=bias)
 
     def learned_parameters(self) -> dict[str, Any]:
-        """W and b in the data's units; beside them, when the data was standardized, the ones trained."""
-        weight, bias = self.network.weight.detach(), self.network.bias.detach()
+        """W and b in the data's units; beside them, when the data was standardized, the ones trained. A model
+        without bias has no `bias` key: there is no such parameter."""
+        weight = self.network.weight.detach()
+        bias = None if self.network.bias is None else self.network.bias.detach()
+        trained = {"weight": weight.tolist(), **({} if bias is None else {"bias": bias.tolist()})}
         if self.standardization.is_identity:
-            return {"weight": weight.tolist(), "bias": bias.tolist()}
+            return trained
         original_weight, original_bias = self.standardization.linear_in_original_units(weight, bias)
         return {
             "weight": original_weight.tolist(),
-            "bias": original_bias.tolist(),
-            "standardized_weight": weight.tolist(),
-            "standardized_bias": bias.tolist(),
+            **({} if original_bias is None else {"bias": original_bias.tolist()}),
+            **{f"standardized_{key}": value for key, value in trained.items()},
         }
 
 
