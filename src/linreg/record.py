@@ -77,8 +77,8 @@ class Record(TypedDict, total=False):
     model: str  # the LightningModule's class name
     optimizer: str  # the torch.optim class name
     batch_size: int  # samples per optimizer step, all processes together
-    standardize: bool  # trained on standardized inputs and target
-    condition_number: float  # of the design trained on ([x, 1], standardized if so)
+    standardize: bool | str  # trained on standardized inputs and target; "whiten": whitened inputs too
+    condition_number: float  # of the design trained on ([x, 1], standardized or whitened if so; [x] without bias)
     processes: int  # DDP processes (1 without DDP)
     overrides: dict[str, str]  # the command line's key=value overrides, as typed
     resumed_from: str | None  # the checkpoint a resumed run started from
@@ -88,7 +88,7 @@ class Record(TypedDict, total=False):
     predictions_before: list[list[float]]  # the model's predictions for them before training
     # The data's landmarks (linreg.least_squares), in the data's units
     optimum_weight: list[list[float]]  # the least-squares optimum of the training split
-    optimum_bias: list[float]
+    optimum_bias: list[float]  # absent for a model without bias (model.bias=false): the fit goes through 0
     optimum_mse: float  # its MSE on the training split
     standardized_optimum_weight: list[list[float]]  # the optimum in the units trained (when standardized)
     standardized_optimum_bias: list[float]
@@ -109,8 +109,8 @@ class Record(TypedDict, total=False):
     test_r2: float | None
     val_curve: list[list[float]]  # [step, val mse] at every validation
     weight: list[list[float]]  # a linear model's W and b, in the data's units
-    bias: list[float]
-    standardized_weight: list[list[float]]  # W and b as trained (when standardized)
+    bias: list[float]  # absent for a model without bias (model.bias=false)
+    standardized_weight: list[list[float]]  # W and b as trained (when standardized; whitened units if whitened)
     standardized_bias: list[float]
     train_mse: float | None  # MSE over the whole training split, in the data's units
     excess_mse: float | None  # train_mse minus the optimum's
@@ -267,9 +267,8 @@ def summary_lines(record: Record, run_dir: Path) -> list[str]:
             f"Prediction before training: f({label}) = {_fmt(record['predictions_before'][0])}",
             f"Prediction after training: f({label}) = {_fmt(record['predictions'][0])}",
         ]
-    learned = [f"{short} = {_fmt(record[key])}" for key, short in (("weight", "w"), ("bias", "b")) if key in record]
-    if learned:  # a linear model's learned parameters; other models have none worth printing
-        lines.append(", ".join(learned))
+    if "weight" in record:  # a linear model's learned parameters; other models have none worth printing
+        lines.append(_learned_line(record))
     if record["status"] == Status.INTERRUPTED:
         lines.append(
             f"interrupted by {record['interrupted_by']} at step {record['steps']} of {record['iters']}; "
@@ -291,7 +290,7 @@ def _finished_lines(record: Record) -> list[str]:
         lines.append(
             f"stopped by {record['stopped_by']} at step {record['steps']} of {record['iters']}: {record['stop_reason']}"
         )
-    units = " (standardized)" if record.get("standardize") else ""
+    units = f" ({_units_trained(record)})" if record.get("standardize") else ""
     metrics = [f"final train loss{units} {_metric(record['train_loss'], '.8f')}"]
     metrics += [f"val mse {_metric(record['val_mse'], '.8f')}"] if "val_mse" in record else []
     metrics += [f"val r2 {_metric(record['val_r2'], '.4f')}"] if "val_r2" in record else []
@@ -312,8 +311,12 @@ def _against_optimum(record: Record) -> str:
     )
     if record.get("parameter_distance") is None:
         return line + "; the linear optimum is this model's baseline)"
-    trained = "standardized " if record.get("standardize") else ""  # the distance is measured where it trained
+    trained = f"{_units_trained(record)} " if record.get("standardize") else ""  # measured where it trained
     return line + f", distance of {trained}w, b from it {record['parameter_distance']:.3g})"
+
+
+def _units_trained(record: Record) -> str:
+    return "whitened" if record.get("standardize") == "whiten" else "standardized"
 
 
 def limit_line(lr: float, limit: float, standardized: bool = False) -> str:
@@ -334,6 +337,28 @@ def _hint(record: Record) -> str:
 def _metric(value: float | None, spec: str) -> str:
     """n/a where a metric does not exist: R2 of one sample, the loss of a run stopped before its first step."""
     return "n/a" if value is None else format(value, spec)
+
+
+def _learned_line(record: Record) -> str:
+    """`w = ..., b = ...` with at least 7 significant digits per coefficient (`b = -3482258.635`), as far as a
+    person reads what the run reached; the notebook's data as the notebook printed it (`w = 2.000`), and a
+    diverged run's numbers short (they are no result)."""
+    short = record.get("data") == "seed" or record.get("status") == Status.DIVERGED
+    fmt = _fmt if short else _coefficients
+    line = f"w = {fmt(record['weight'])}"
+    return line + (f", b = {fmt(record['bias'])}" if "bias" in record else ", no bias (model.bias=false)")
+
+
+def _coefficients(value: Any) -> str:
+    """A coefficient (or nested lists of them) with at least 3 decimals and at least 7 significant digits."""
+    if isinstance(value, list):
+        return _coefficients(value[0]) if len(value) == 1 else "[" + ", ".join(map(_coefficients, value)) + "]"
+    if value is None:
+        return "nan"
+    if value != 0 and not 1e-4 <= abs(value) < 1e15:
+        return f"{value:.6e}"
+    magnitude = math.floor(math.log10(abs(value))) if value else 0
+    return f"{value:.{max(3, 6 - magnitude)}f}"
 
 
 def _fmt(value: Any) -> str:
