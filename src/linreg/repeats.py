@@ -15,6 +15,7 @@ from typing import Any
 
 from linreg.record import FINISHED, METRICS, Status
 from linreg.significance import LEVEL, Sample, welch
+from linreg.text_table import short_value
 
 SEED = "seed"
 # Not hyperparameters: which search ran, not what it tried.
@@ -50,6 +51,12 @@ class Configuration:
     label: str  # the varied keys but the seed, `lr=0.05,model=mlp`; "every job" where only the seed varies
     settings: dict[str, str]  # every override but the seed
     jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The label as sentences show it: long values rounded or cut (the CSV keeps the label whole)."""
+        parts = [part.partition("=") for part in self.label.split(",")]
+        return ",".join(f"{key}={short_value(value)}" if sep else key for key, sep, value in parts)
 
     @property
     def finished(self) -> list[dict[str, Any]]:
@@ -139,21 +146,21 @@ def verdict(configs: list[Configuration], objective: str = "val_mse") -> list[st
     best_sample = best.sample(objective) if best else None
     if best is None or best_sample is None:
         return [f"best by mean {objective}: none, no configuration finished a seed with a {objective}"]
-    lines = [f"best by mean {objective}: {best.label} ({objective} = {_described(best, best_sample)})"]
+    lines = [f"best by mean {objective}: {best.name} ({objective} = {_described(best, best_sample)})"]
     for other in configs[1:]:
         sample = other.sample(objective)
         if sample is None:
-            lines.append(f"no finished seed to compare: {other.label} ({_lost(other)})")
+            lines.append(f"no finished seed to compare: {other.name} ({_lost(other)})")
         elif best_sample.n < 2 or sample.n < 2:
             lines.append(
-                f"cannot compare with {other.label} ({_described(other, sample)}): a spread needs two finished seeds"
+                f"cannot compare with {other.name} ({_described(other, sample)}): a spread needs two finished seeds"
             )
         else:
             test = welch(best_sample, sample)
             word = "better than" if test.significant else "not distinguishable from"
             relation = "<" if test.significant else ">="
             lines.append(
-                f"{word} {other.label} ({_described(other, sample)}; "
+                f"{word} {other.name} ({_described(other, sample)}; "
                 f"Welch's t-test p = {test.p:.2g} {relation} {LEVEL:g})"
             )
     return lines

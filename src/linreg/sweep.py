@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from linreg import record, repeats, sweep_plot, text_table
 from linreg.record import FINISHED, LANDMARKS, METRICS, Status, write_atomically
 from linreg.repeats import HIDDEN_OVERRIDES
-from linreg.text_table import Column
+from linreg.text_table import Column, short_value
 
 # Best first: finished jobs by the objective, then diverged, interrupted, failed and unfinished ones.
 STATUS_ORDER = {
@@ -114,7 +114,7 @@ def terminal_table(ranked: list[dict[str, Any]], objective: str = "val_mse") -> 
     metric; a job without a value leaves it empty."""
     varied = repeats.varied_keys(ranked)
     metrics = [objective, *(m for m in TABLE_METRICS if m != objective)]
-    columns = [Column(key, [_short(repeats.overrides(row).get(key, "")) for row in ranked]) for key in varied]
+    columns = [Column(key, [short_value(repeats.overrides(row).get(key, "")) for row in ranked]) for key in varied]
     columns.append(Column("status", [str(row.get("status", Status.MISSING)) for row in ranked]))
     for metric in metrics:
         cells = [
@@ -129,7 +129,7 @@ def config_table(configs: list[repeats.Configuration], objective: str = "val_mse
     diverged ones, and each key metric's mean +- sample std over the finished seeds."""
     keys = sorted({key for config in configs for key in config.settings})
     shown = [key for key in keys if len({config.settings.get(key) for config in configs}) > 1]
-    columns = [Column(key, [_short(config.settings.get(key, "")) for config in configs]) for key in shown]
+    columns = [Column(key, [short_value(config.settings.get(key, "")) for config in configs]) for key in shown]
     if not shown:
         columns.append(Column("configuration", [config.label for config in configs]))
     columns.append(Column("n", [str(len(config.finished)) for config in configs], numeric=True))
@@ -161,7 +161,9 @@ def summary_text(ranked: list[dict[str, Any]], objective: str = "val_mse") -> st
     answer: with seed repeats the configurations' table and the best configuration against each other one;
     without, the best job (and, where several finished, that one run each cannot tell noise apart)."""
     fixed = repeats.fixed_overrides(ranked)
-    lines = text_table.wrap("every job: " + " ".join(f"{k}={_short(v)}" for k, v in fixed.items())) if fixed else []
+    lines = (
+        text_table.wrap("every job: " + " ".join(f"{k}={short_value(v)}" for k, v in fixed.items())) if fixed else []
+    )
     lines += terminal_table(ranked, objective)
     if repeats.has_seed_repeats(ranked):
         configs = repeats.configurations(ranked, objective)
@@ -224,15 +226,6 @@ def _number(value: Any, digits: int = 8) -> str:
     if value is None:
         return ""
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-
-def _short(value: str) -> str:
-    """An override's value as the terminal shows it: a float with many digits (an Optuna trial's) rounded."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return f"{number:.4g}" if len(value) > 8 and math.isfinite(number) else value
 
 
 def _write_csv(path: Path, header: list[str], cells: list[list[str]]) -> None:

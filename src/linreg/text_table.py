@@ -7,11 +7,13 @@ the first `keep`) and named below the table, and a long cell is cut in its middl
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 
 WIDTH = 120  # a normal terminal; every line of a sweep's printed summary fits
 MIN_CELL = 8  # a cell cut shorter than this says too little
+MAX_VALUE = 40  # an override's value in a sentence (a CSV's path), cut in its middle beyond this
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ def render(columns: list[Column], keep: int = 1, left_out_note: str = "") -> lis
 def wrap(text: str) -> list[str]:
     """A sentence of the summary, wrapped to `WIDTH` with its continuation lines indented."""
     return textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False) or [""]
+
+
+def short_value(value: str) -> str:
+    """An override's value as the summary shows it: a float with many digits (an Optuna trial's lr) rounded to
+    4 significant digits, a long value (a path) cut in its middle."""
+    try:
+        number = float(value)
+    except ValueError:
+        return _shorten(value, MAX_VALUE)
+    return f"{number:.4g}" if len(value) > 8 and math.isfinite(number) else _shorten(value, MAX_VALUE)
 
 
 def _lines(columns: list[Column]) -> list[str]:
