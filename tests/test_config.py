@@ -66,6 +66,21 @@ def test_bad_config_is_refused(overrides, message):
     [
         (["data.batch_size=0"], "data.batch_size: 0 is not allowed; expected a whole number >= 1 or null"),
         (["data.shuffle=maybe"], "data.shuffle: 'maybe' is not allowed; expected true or false"),
+        (["+data.n_features=3"], "data.n_features: linreg.data.RegressionDataModule takes no argument 'n_features'"),
+    ],
+)
+def test_bad_data_is_refused_by_the_class_that_owns_the_key(overrides, message):
+    cfg = compose_config(*overrides)
+    check(cfg)
+    with pytest.raises(InvalidInput) as error:
+        build("data", cfg.data)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
         (["data=csv"], "data.source.path: not set; expected the path of a CSV file"),
         (["data=csv", "data.source.path=/nonexistent.csv"], "data.source.path: no such file '/nonexistent.csv'"),
         (["data=csv", "data.source.path=/etc/hostname", "data.source.features=a"], "data.source.features: 'a' is"),
@@ -76,18 +91,29 @@ def test_bad_config_is_refused(overrides, message):
         (["data=synthetic", "data.source.n_samples=100000000000"], "data.source.n_samples: the data needs about"),
         (["data=synthetic", "data.source.data_seed=99999999999999999999"], "data.source.data_seed: 9999"),
         (["data=synthetic", "+data.source.colour=1"], "data.source.colour: linreg.sources.SyntheticData takes no"),
-        (["+data.n_features=3"], "data.n_features: linreg.data.RegressionDataModule takes no argument 'n_features'"),
         (["data=synthetic", "data.source.bias=1e39"], "data.source.bias: 1e+39 is beyond float32's range"),
         (["data=synthetic", "data.source.weight=[1e39]"], "data.source.weight: 1e+39 is beyond float32's range"),
+        (
+            [
+                "data=synthetic",
+                "data.source.n_samples=4",
+                "data.source.val_fraction=0.5",
+                "data.source.test_fraction=0.4",
+            ],
+            "data.source.n_samples: 4 rows are too few to split into train, validation (2 rows at least) and test",
+        ),
     ],
 )
-def test_bad_data_is_refused_by_the_class_that_owns_the_key(overrides, message):
+def test_a_bad_source_is_refused_by_the_config_check(overrides, message):
+    """The source is built by `check` (before torch's import), so its own checks answer there; building it
+    again, as the run's DataModule does, says the same."""
     cfg = compose_config(*overrides)
-    check(cfg)
     with pytest.raises(InvalidInput) as error:
-        build("data", cfg.data)
+        check(cfg)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+    with pytest.raises(InvalidInput, match=re.escape(str(error.value))):
+        build("data.source", cfg.data.source)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +145,7 @@ def test_sgd_momentum_just_below_one_is_allowed():
     check(compose_config("optimizer.momentum=0.99"))
 
 
-# CSV files (and a batch size) that only the data itself can refuse: checked when the source is read.
+# CSV files that only the data itself can refuse: read when the config check builds the source.
 LONG = "1" * 140_000  # a cell over the csv module's 128 KiB field limit
 CSV_FILES = {
     "long_cell.csv": f"x,y\n1,{LONG}\n2,3\n3,4\n4,5\n5,6\n6,7\n",
@@ -134,7 +160,6 @@ CSV_FILES = {
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["data.batch_size=100"], "data.batch_size: 100 is larger than the 4 training rows of data=seed; expected at"),
         (["data=csv", "data.source.path={tmp}/long_cell.csv"], "line 2, column 'y': 11111"),
         (["data=csv", "data.source.path={tmp}/long_header.csv", "data.source.target=price"], "(140000 characters)"),
         (["data=csv", "data.source.path={tmp}/f32.csv"], "line 3, column 'y': 1e39 is beyond float32's range"),
@@ -146,16 +171,22 @@ CSV_FILES = {
         ),
     ],
 )
-def test_bad_data_is_refused_when_it_is_read(tmp_path, overrides, message):
+def test_bad_data_is_refused_when_the_config_check_reads_it(tmp_path, overrides, message):
     for name, text in CSV_FILES.items():
         (tmp_path / name).write_text(text)
     cfg = compose_config(*(o.format(tmp=tmp_path) for o in overrides))
-    check(cfg)
-    datamodule = build("data", cfg.data)
     with pytest.raises(InvalidInput) as error:
-        _ = datamodule.splits
+        check(cfg)
     assert message in str(error.value)
     assert "\n" not in str(error.value) and len(str(error.value)) < 400
+
+
+def test_a_batch_larger_than_the_training_rows_is_refused_when_the_data_is_read():
+    cfg = compose_config("data.batch_size=100")
+    check(cfg)
+    datamodule = build("data", cfg.data)
+    with pytest.raises(InvalidInput, match=r"data.batch_size: 100 is larger than the 4 training rows of data=seed"):
+        _ = datamodule.splits
 
 
 @pytest.mark.parametrize(
@@ -170,7 +201,7 @@ def test_a_csv_path_that_is_no_file_says_what_it_is(tmp_path, path, message):
     os.mkfifo(tmp_path / "fifo.csv")
     cfg = compose_config("data=csv", f"data.source.path={path.format(tmp=tmp_path)}")
     with pytest.raises(InvalidInput, match=re.escape(message.format(tmp=tmp_path))):
-        build("data", cfg.data)
+        check(cfg)
 
 
 def test_a_setting_lightning_refuses_only_while_running_is_one_line(tmp_path):

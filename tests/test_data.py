@@ -132,6 +132,18 @@ def test_csv_from_a_spreadsheet_byte_order_mark_quotes_and_crlf(tmp_path):
 
 
 def test_missing_csv_column_lists_the_columns(tmp_path):
-    data = CsvData(path=str(_csv(tmp_path, "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n")), features=["z"])
+    path = _csv(tmp_path, "x,y\n1,2\n2,4\n3,6\n4,8\n5,10\n")
     with pytest.raises(InvalidInput, match=r"data\.source\.features: no column 'z' .* its columns are x, y"):
-        data.load()
+        CsvData(path=str(path), features=["z"])  # said when the source is built, before any tensor is made
+
+
+def test_a_csv_file_is_parsed_once_while_it_is_unchanged(tmp_path):
+    """The config check builds the source, and the run builds it again: the second reading is the first's. A
+    file rewritten in between, at once and to the same size (the same modification time, often), is read anew."""
+    path = _csv(tmp_path, "x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)))
+    first, second = CsvData(path=str(path)), CsvData(path=str(path))
+    assert second.table is first.table and not first.table.flags.writeable
+    path.write_text("x,y\n" + "".join(f"{i},{(i + 1) % 2}\n" for i in range(10)))
+    changed = CsvData(path=str(path))
+    assert changed.table[:, 1].tolist() == [(i + 1) % 2 for i in range(10)]
+    assert torch.equal(changed.load().train.y, (changed.load().train.x + 1) % 2)

@@ -2,7 +2,9 @@
 
 Hydra parses `lr=abc` into the string "abc" and `iters=0` into a valid int, so each value is checked, and
 each failure is one line naming the key, the value and what is expected. `check` covers the run's own
-keys; the classes the config names check theirs with `linreg.checks` when they are built.
+keys; the classes the config names check theirs with `linreg.checks` when they are built. The data source is
+built here already (`linreg.sources` needs no torch to build one), so that a bad data value or CSV file is
+answered before the heavy imports, like a bad `lr`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from linreg.errors import InvalidInput
 from linreg.hardware import require_gpus
 from linreg.record import MONITORABLE, OBJECTIVES
 from linreg.suggest import dotted_keys
-from linreg.targets import refuse_unallowed_targets
+from linreg.targets import build, refuse_unallowed_targets
 
 # The config groups whose choice the command line may change (`data=csv`); `null` is not a choice of theirs.
 GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
@@ -37,7 +39,8 @@ def check(cfg: DictConfig) -> DictConfig:
     that still reads as an interpolation after resolution (an escaped `\\${...}`) is refused, so that no later
     step (Hydra's `instantiate` resolves what it is given) can bring it to life. These are the run's own keys
     and every `_target_` (`linreg.targets`); the classes a config names check their own keys when they are
-    built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers).
+    built (`linreg.sources`, `linreg.data`, `linreg.models`, torch's optimizers), a source of this project's
+    here already (`require_source`).
     """
     try:
         container = OmegaConf.to_container(cfg, resolve=True)  # every ${...}, e.g. `iters=${lrr}`, names a real key
@@ -95,8 +98,9 @@ def check(cfg: DictConfig) -> DictConfig:
             f"trainer.strategy: {strategy!r} is refused: its processes keep the steps and callbacks to themselves, "
             "so results.json could not say what happened; expected trainer=ddp"
         )
-    require_gpus(cfg.trainer)
     require_monitored_metrics(cfg.callbacks)
+    require_source(cfg.data)
+    require_gpus(cfg.trainer)
     return cfg
 
 
@@ -137,6 +141,19 @@ TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
     ),
     "barebones": ((False,), "it turns off the logging and checks the run's record is made from; expected logger=none"),
 }
+
+
+# The module whose sources are built to check them before torch's import: building one needs numpy at most.
+# Any other source (a class of yours) is built, and checks its keys, with the DataModule once Lightning is in.
+TORCH_FREE_SOURCES = "linreg.sources"
+
+
+def require_source(data: DictConfig) -> None:
+    """Build the data source once, to have it check its keys and data (a CSV file's form, header and cells)
+    before torch's import; the run builds it again with its DataModule, from the reading made here."""
+    source = data.get("source")
+    if isinstance(source, DictConfig) and str(source.get("_target_")).startswith(TORCH_FREE_SOURCES + "."):
+        build("data.source", source)
 
 
 def refuse_live_text(node: object, key: str = "") -> None:

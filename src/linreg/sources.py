@@ -1,17 +1,20 @@
 """Where the regression's X/Y tensors come from: the notebook's four points, synthetic data, a CSV file.
 
 A source is the `source` component of the `data` config group (`conf/data/`): each class checks its own keys
-when it is built, and what needs the data itself when `load()` reads it. `load()` returns train/val/test
-`Splits` held in memory. Every tensor is 2-D, Y too: (N, 1), not (N,), because torchmetrics refuses
-predictions (N, 1) against targets (N,); float32, except a CSV file's, which keep the float64 they were
-parsed in (the DataModule serves float32 unless the run trains in float64). This module needs torch and
-numpy only, not Lightning.
+when it is built, and so does a CSV file (its form, header, cells, columns, and rows enough to split); `load()`
+returns train/val/test `Splits` held in memory. Building needs numpy at most, never torch: `linreg.config.check`
+builds a source of this module before torch's import (about 2 s), so that bad data is answered at once, and
+torch is imported by `load()`, which makes the tensors. Every tensor is 2-D, Y too: (N, 1), not (N,), because
+torchmetrics refuses predictions (N, 1) against targets (N,); float32, except a CSV file's, which keep the
+float64 they were parsed in (the DataModule serves float32 unless the run trains in float64).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import hashlib
 import math
 import stat
 import warnings
@@ -19,15 +22,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from linreg.checks import FLOAT32_MAX, require_count, require_float32, require_number
 from linreg.errors import InvalidInput
 from linreg.hardware import BYTES_PER_VALUE, require_memory
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # The notebook's data: f(x) = 2x on four points, and the input it predicts, x = 5 (target 10); `SeedData`
 # serves them, and the tutorial's cells (`linreg.tutorial`) train on them.
@@ -85,6 +89,8 @@ class SeedData:
     name = "seed"
 
     def load(self) -> Splits:
+        import torch
+
         train = Split(torch.tensor(SEED_X), torch.tensor(SEED_Y))
         return Splits(train=train, val=train, test=Split(torch.tensor(SEED_TEST_X), torch.tensor(SEED_TEST_Y)))
 
@@ -126,23 +132,28 @@ class SyntheticData:
             require_float32("data.source.weight", value)
         require_fractions(val_fraction, test_fraction)
         require_memory("data.source.n_samples", n_samples * (n_features + 1) * BYTES_PER_VALUE)
+        self.sizes = split_sizes(n_samples, val_fraction, test_fraction, what="data.source.n_samples")
         self.n_samples, self.n_dims, self.noise, self.bias = n_samples, n_features, noise, bias
         self.weight = [2.0] * n_features if weight is None else [float(w) for w in weight]
         self.data_seed = data_seed
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
 
     def load(self) -> Splits:
+        import torch
+
         generator = torch.Generator().manual_seed(self.data_seed)
         x = torch.randn(self.n_samples, self.n_dims, generator=generator)
         y = x @ torch.tensor(self.weight).unsqueeze(1) + self.bias
         if self.noise:
             y += self.noise * torch.randn(self.n_samples, 1, generator=generator)
-        return split_randomly(x, y, self.val_fraction, self.test_fraction, self.data_seed, what="data.source.n_samples")
+        return split_randomly(x, y, self.sizes, self.data_seed)
 
 
 class CsvData:
     """A user's CSV file with a header row: `target` names the column to predict (default: the last one),
-    `features` the inputs (default: every other column). Every cell must be a finite number."""
+    `features` the inputs (default: every other column). Every cell must be a finite number.
+
+    The file is read and checked when the source is built; `load()` makes the tensors from that reading.
+    """
 
     name = "csv"
 
@@ -168,47 +179,63 @@ class CsvData:
         # Parsing holds the text's numbers as float64 next to the float32 tensors; a number takes at least
         # two characters ("1,"), so the file's size bounds what the numbers need.
         require_memory("data.source.path", self.path.stat().st_size // 2 * BYTES_PER_VALUE)
-        self.target = target
-        self.features = list(features) if features is not None else None
-        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        header, self.table = read_numeric_csv(self.path)
+        self.target = target if target is not None else header[-1]
+        self.features = list(features) if features is not None else [c for c in header if c != self.target]
+        self.feature_columns, self.target_column = _column_positions(header, self.target, self.features, self.path)
+        self.sizes = split_sizes(len(self.table), val_fraction, test_fraction, what=f"data.source.path: {self.path}")
+        self.split_seed = split_seed
 
     def load(self) -> Splits:
-        header, table = read_numeric_csv(self.path)
-        position = {name: index for index, name in enumerate(header)}  # a dict: a header of 100,000 names is fast
-        target = self.target if self.target is not None else header[-1]
-        features = self.features if self.features is not None else [c for c in header if c != target]
-        for key, column in [("data.source.target", target), *(("data.source.features", c) for c in features)]:
-            if column not in position:
-                columns = ", ".join(_shortened(c) for c in header)
-                raise InvalidInput(f"{key}: no column '{_shortened(column)}' in {self.path}; its columns are {columns}")
-        if not features:
-            raise InvalidInput(f"data.source.features: no input columns left in {self.path} besides '{target}'")
-        if target in features:  # the model would be handed the answer as an input
-            raise InvalidInput(
-                f"data.source.features: {features!r} holds the target '{target}'; expected input columns other than "
-                "data.source.target"
-            )
-        x = torch.from_numpy(table[:, [position[c] for c in features]])
-        y = torch.from_numpy(table[:, [position[target]]])
-        return split_randomly(
-            x, y, self.val_fraction, self.test_fraction, self.split_seed, what=f"data.source.path: {self.path}"
+        import torch
+
+        x = torch.from_numpy(self.table[:, self.feature_columns])  # a new array each (indexing by a list copies)
+        y = torch.from_numpy(self.table[:, [self.target_column]])
+        return split_randomly(x, y, self.sizes, self.split_seed)
+
+
+def _column_positions(header: Sequence[str], target: str, features: list[str], path: Path) -> tuple[list[int], int]:
+    """The features' columns and the target's in the file: each must exist, and the target be no feature."""
+    position = {name: index for index, name in enumerate(header)}  # a dict: a header of 100,000 names is fast
+    for key, column in [("data.source.target", target), *(("data.source.features", c) for c in features)]:
+        if column not in position:
+            columns = ", ".join(_shortened(c) for c in header)
+            raise InvalidInput(f"{key}: no column '{_shortened(column)}' in {path}; its columns are {columns}")
+    if not features:
+        raise InvalidInput(f"data.source.features: no input columns left in {path} besides '{target}'")
+    if target in features:  # the model would be handed the answer as an input
+        raise InvalidInput(
+            f"data.source.features: {features!r} holds the target '{target}'; expected input columns other than "
+            "data.source.target"
         )
+    return [position[c] for c in features], position[target]
 
 
-def read_numeric_csv(path: Path) -> tuple[list[str], np.ndarray]:
-    """The header and the float64 table of a CSV file, refusing anything but finite numbers.
+def read_numeric_csv(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """The header and the float64 table (read-only) of a CSV file, refusing anything but finite numbers.
 
     numpy's C parser reads the file; only when it refuses the file, or finds a NaN or infinity, does a
-    line-by-line scan run to name the line, the column and the cell.
+    line-by-line scan run to name the line, the column and the cell. A run builds its source twice, once to
+    check it before torch's import and once to train on it: the same bytes are parsed once (hashing them takes
+    about a tenth of the parsing).
     """
     require_csv_file(path)
+    with path.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    return _read_bytes_once(path, digest)
+
+
+@functools.lru_cache(maxsize=1)  # by the bytes' digest, not the file's time: a rewrite within a clock tick is seen
+def _read_bytes_once(path: Path, digest: str) -> tuple[tuple[str, ...], np.ndarray]:
     try:
-        return _read_table(path)
+        header, table = _read_table(path)
     except UnicodeDecodeError as error:  # a spreadsheet saved in another encoding, or not a text file at all
         raise InvalidInput(
             f"data.source.path: '{path}' is not UTF-8 text (it holds the byte {error.object[error.start]:#04x}); "
             "expected a CSV text file saved as UTF-8"
         ) from None
+    table.setflags(write=False)  # shared by every reading of the file
+    return tuple(header), table
 
 
 @contextlib.contextmanager
@@ -295,13 +322,12 @@ def _raise_first_bad_cell(path: Path, header: list[str]) -> None:
     raise InvalidInput(f"{where} is not a CSV table of numbers; expected comma-separated numbers")
 
 
-def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str) -> Splits:
-    """A seeded random train/val/test split; each part asked for gets at least one row (validation two, for
-    R2), and a fraction of 0 gets none: all rows may go to training.
+def split_sizes(n: int, val_fraction: float, test_fraction: float, what: str) -> tuple[int, int]:
+    """The validation and test rows of `n`: each part asked for gets at least one row (validation two, for
+    R2), and a fraction of 0 gets none; `n` is refused when no row is left for training (`what` names it).
 
     The fractions are checked by `require_fractions`; here only the number of rows can be wrong.
     """
-    n = len(x)
     n_val = max(2, round(n * val_fraction)) if val_fraction else 0
     n_test = max(1, round(n * test_fraction)) if test_fraction else 0
     if n - n_val - n_test < 1:
@@ -310,7 +336,16 @@ def split_randomly(x: Tensor, y: Tensor, val_fraction: float, test_fraction: flo
         raise InvalidInput(
             f"{what}: {n} rows are too few to split into {named}; expected at least {n_val + n_test + 1}"
         )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return n_val, n_test
+
+
+def split_randomly(x: Tensor, y: Tensor, sizes: tuple[int, int], seed: int) -> Splits:
+    """A seeded random train/val/test split, with the validation and test rows of `split_sizes`: all other
+    rows go to training."""
+    import torch
+
+    n_val, n_test = sizes
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
     parts = [Split(x.index_select(0, rows), y.index_select(0, rows)) for rows in (train, val, test)]
     return Splits(*parts)
