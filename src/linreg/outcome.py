@@ -7,8 +7,9 @@ results.json failed with the error, never running (`failures_recorded`).
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,36 @@ def is_global_zero() -> bool:
 
 def ending(trainer: L.Trainer, iters: int, monitor: LossMonitor, interrupt: GracefulInterrupt) -> dict[str, Any]:
     """How training ended: ok only when it reached `iters`; otherwise what stopped it, and why."""
-    ended: dict[str, Any] = {"interrupted_by": None, "stopped_by": None, "stop_reason": None}
-    if monitor.diverged_at_step is not None:
-        reason = f"the loss became {monitor.last_loss} at step {monitor.diverged_at_step}"
-        ended.update(status=Status.DIVERGED, stop_reason=reason)
-    elif trainer.global_step >= iters:  # a signal during the wrap-up does not undo a finished run
-        ended.update(status=Status.OK)
-    elif interrupt.received:
-        ended.update(status=Status.INTERRUPTED, interrupted_by=interrupt.received.name)
+    return ended(
+        trainer.global_step, iters, monitor.last_loss, monitor.diverged_at_step, interrupt.received,
+        lambda: stopped_by(trainer),
+    )  # fmt: skip
+
+
+def ended(
+    steps: int,
+    iters: int,
+    last_loss: float | None,
+    diverged_at_step: int | None,
+    received: signal.Signals | None,
+    stopped_by: Callable[[], dict[str, str]],
+) -> dict[str, Any]:
+    """The record's status keys for a run that took `steps` of its `iters` (a batched member's too): diverged,
+    ok, interrupted by the signal `received`, or stopped early (`stopped_by` says by whom)."""
+    result: dict[str, Any] = {"interrupted_by": None, "stopped_by": None, "stop_reason": None}
+    if diverged_at_step is not None:
+        reason = f"the loss became {last_loss} at step {diverged_at_step}"
+        result.update(status=Status.DIVERGED, stop_reason=reason)
+    elif steps >= iters:  # a signal during the wrap-up does not undo a finished run
+        result.update(status=Status.OK)
+    elif received:
+        result.update(status=Status.INTERRUPTED, interrupted_by=received.name)
     else:
-        ended.update(status=Status.STOPPED, **_stopped_by(trainer))
-    return {**ended, "diverged_at_step": monitor.diverged_at_step}
+        result.update(status=Status.STOPPED, **stopped_by())
+    return {**result, "diverged_at_step": diverged_at_step}
 
 
-def _stopped_by(trainer: L.Trainer) -> dict[str, str]:
+def stopped_by(trainer: L.Trainer) -> dict[str, str]:
     """Who ended training before `iters`: an early-stopping callback or the Trainer's time limit say why."""
     for callback in trainer.callbacks:
         message = getattr(callback, "stopping_reason_message", None)  # EarlyStopping's own account

@@ -7,13 +7,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from linreg import measurements, record
 from linreg.build import build_run
+from linreg.data import RegressionDataModule
 from linreg.hparams import log_hparams
-from linreg.models import LinearRegression
+from linreg.least_squares import Optimum
+from linreg.models import LinearRegression, Regression
 from linreg.outcome import ending, failures_recorded, is_global_zero
 from linreg.record import CHECKPOINT, Record
 
@@ -29,7 +32,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Reco
     run = build_run(cfg, run_dir)
     datamodule, model, trainer, interrupt = run.datamodule, run.model, run.trainer, run.interrupt
     result, best = measurements.started(cfg, datamodule, model, overrides, trainer.world_size)
-    _warn_above_stability_limit(result, model)
+    warn_above_stability_limit(result, model)
     resume_from = Path(cfg.resume) / CHECKPOINT if cfg.get("resume") else None
 
     with interrupt, failures_recorded(run_dir, result):
@@ -51,26 +54,44 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Reco
                 trainer.test(model, datamodule=datamodule, verbose=False)  # the test split, once, at the end
         trainer.save_checkpoint(run_dir / CHECKPOINT, weights_only=False)  # with optimizer and loop state
 
-        result.update(
+        finish(
+            result, model, datamodule, best, run.stages,
             **ending(trainer, cfg.iters, run.monitor, interrupt),
             steps=trainer.global_step,
             train_loss=run.monitor.last_loss,  # the objective as trained: in standardized units if standardized
-            **measurements.scores(model, run.stages),
-            val_curve=model.val_curve,
-            **model.learned_parameters(),  # in the data's units
-            **measurements.distance_from(best, result["optimum_mse"], model, datamodule.splits.train),
-            predictions=measurements.predictions(model, datamodule),
-            checkpoint=str(CHECKPOINT),
             fit_s=round(fit_s, 4),  # training alone: the figure for throughput
             wall_s=round(time.perf_counter() - clock, 4),  # training, validations, the test and the checkpoint
-        )
+        )  # fmt: skip
         log_hparams(trainer.loggers, result, cfg)
         if is_global_zero():
             record.write(run_dir, result)
     return result
 
 
-def _warn_above_stability_limit(result: Record, model: object) -> None:
+def finish(
+    result: Record,
+    model: Regression,
+    datamodule: RegressionDataModule,
+    best: Optimum,
+    stages: Sequence[str],
+    **ended: Any,
+) -> None:
+    """Complete a run's record once it trained: how it `ended` (status, steps, loss, timings), then its scores,
+    validation curve, learned parameters, distance from the optimum `best` and predictions, read from `model`
+    (`model.scores` and `model.val_curve` as its last validation and test left them). The batched launcher
+    completes each member's record here too, from that member's own model."""
+    result.update(
+        **ended,
+        **measurements.scores(model, stages),
+        val_curve=model.val_curve,
+        **model.learned_parameters(),  # in the data's units
+        **measurements.distance_from(best, result["optimum_mse"], model, datamodule.splits.train),
+        predictions=measurements.predictions(model, datamodule),
+        checkpoint=str(CHECKPOINT),
+    )
+
+
+def warn_above_stability_limit(result: Record, model: object) -> None:
     """A linear model's lr above the full-batch limit is said before training: the run will likely diverge."""
     if is_global_zero() and result["above_stability_limit"] and isinstance(model, LinearRegression):
         limit = record.limit_line(result["lr"], result["stability_limit"], result["standardize"])
