@@ -32,10 +32,11 @@ from linreg.config import GROUPS
 from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_ddp
 from linreg.errors import InvalidInput, fault_line
 from linreg.overrides import refuse_bad_overrides
-from linreg.record import RESULTS_FILE, Status
+from linreg.record import RESULTS_FILE, Status, relative_to_cwd
 from linreg.resume import run_config
 from linreg.run_folder import discard_unused_folder
 from linreg.sweep import write_tables
+from linreg.sweep_continuation import continued_command, continued_sweep
 from linreg.targets import freeze_allowlist
 
 
@@ -51,6 +52,10 @@ def run_app(app: Callable[[], Any], config_dir: Path | None = None) -> None:
     freeze_allowlist()
     try:
         refuse_bad_overrides(sys.argv[1:])
+        continued = continued_command(sys.argv[1:])  # -m resume=<sweep folder>: the sweep's saved command
+        if continued is not None:
+            refuse_bad_overrides(continued)  # what the folder holds is input too
+            sys.argv[1:] = continued
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -145,8 +150,9 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task)  # as typed: `lr=${x}` is not resolved here
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    continued = multirun and continued_sweep(hydra_cfg) is not None  # its job folder may hold a cut attempt
     try:
-        if multirun and (run_dir / RESULTS_FILE).exists():  # written by an earlier job of this sweep
+        if multirun and not continued and (run_dir / RESULTS_FILE).exists():  # an earlier job of this sweep's
             print(
                 f"error: job {hydra_cfg.job.override_dirname}: hydra.sweep.subdir: its folder '{run_dir}' already "
                 "holds another job's results; expected a subdir unique to each job, e.g. ${hydra.job.num}",
@@ -156,7 +162,7 @@ def main(cfg: DictConfig) -> float:
         if multirun and uses_ddp(cfg.get("trainer")):
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
-        cfg = run_config(cfg, overrides)  # before Lightning's import: a bad value fails at once
+        cfg = run_config(cfg, overrides, job_dir=run_dir if continued else None)  # before Lightning's import
         _import_training_once()
         from linreg.outcome import is_global_zero
         from linreg.train import train
@@ -182,6 +188,8 @@ def main(cfg: DictConfig) -> float:
         return record.objective(result, cfg.objective)
     if multirun:  # the sweep stops here: its tables still list what ran (Hydra's callback will not)
         write_tables(Path(hydra_cfg.sweep.dir), cfg.objective)
+        sweep_dir = relative_to_cwd(Path(hydra_cfg.sweep.dir))
+        print(f"continue the sweep with: python scripts/train.py -m resume={sweep_dir}")
     sys.exit(128 + signal.Signals[result["interrupted_by"]].value)  # the shell's convention for a signal
 
 

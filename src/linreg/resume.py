@@ -1,4 +1,5 @@
-"""`resume=<run folder>`: continue an interrupted (or finished) run from its last checkpoint.
+"""`resume=<run folder>`: continue an interrupted (or finished) run from its last checkpoint (a cut sweep's jobs:
+`linreg.sweep_continuation`).
 
 The run goes on with the config it started with, read from its `.hydra/config.yaml`; only `iters` may be
 given anew (to train longer). Its results go into a new run folder: the old one is never overwritten.
@@ -19,6 +20,7 @@ from yaml import YAMLError
 from linreg.config import check, refuse_outside_resolvers
 from linreg.errors import InvalidInput
 from linreg.record import CHECKPOINT, Status, read_status
+from linreg.sweep_continuation import SWEEP_FILE
 
 if TYPE_CHECKING:
     from linreg.data import RegressionDataModule
@@ -27,12 +29,20 @@ if TYPE_CHECKING:
 CHANGEABLE = ("resume", "iters")
 
 
-def run_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
+def run_config(cfg: DictConfig, overrides: Sequence[str] = (), job_dir: Path | None = None) -> DictConfig:
     """The config a run trains with, resolved once and checked (`linreg.config.check`): with `resume=`, that of
     the run it continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value
     fails at once.
+
+    `job_dir`: a job of a sweep continued in place (`linreg.sweep_continuation`). It continues from its own
+    checkpoint where the cut attempt left one, and starts over in its folder where it did not.
     """
-    if cfg.get("resume"):
+    if job_dir is not None:
+        if (job_dir / CHECKPOINT).is_file():
+            with open_dict(cfg):
+                cfg.resume = str(job_dir)
+            cfg = resume_config(cfg, ())
+    elif cfg.get("resume"):
         cfg = resume_config(cfg, overrides)
     return check(cfg)
 
@@ -41,6 +51,11 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The config of the run in `cfg.resume`, with this command's `iters` if it gives one."""
     run_dir = Path(cfg.resume).expanduser()
     saved = run_dir / ".hydra" / "config.yaml"
+    if (run_dir / SWEEP_FILE).is_file():
+        raise InvalidInput(
+            f"resume: '{run_dir}' is a sweep's folder; expected a run folder (one of its jobs), or continue the "
+            f"sweep in place with: python scripts/train.py -m resume={run_dir}"
+        )
     if not (run_dir / CHECKPOINT).is_file() or not saved.is_file():
         raise InvalidInput(
             f"resume: '{run_dir}' is not a run folder; expected one holding {CHECKPOINT} and .hydra/config.yaml"

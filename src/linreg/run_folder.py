@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from linreg.distributed import launch_time
 from linreg.errors import InvalidInput, fault_line
 from linreg.record import RESULTS_FILE
+from linreg.sweep_continuation import SWEEP_FILE, continued_sweep, require_sweep_folder
 
 MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
 
@@ -67,7 +68,15 @@ class FreshFolders(Callback):
             (folder / ".hydra" / LAUNCH_FILE).write_text(launch_id())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._claim_or_exit(Path(config.hydra.sweep.dir), "hydra.sweep.dir", Path("multirun.yaml"))
+        continued = continued_sweep(config.hydra)
+        if continued is None:
+            self._claim_or_exit(Path(config.hydra.sweep.dir), "hydra.sweep.dir", Path(SWEEP_FILE))
+            return
+        try:  # the sweep's own folder, continued in place: its finished jobs are left out, not overwritten
+            require_sweep_folder(continued, Path(config.hydra.sweep.dir))
+        except InvalidInput as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
 
     @staticmethod
     def _join_or_exit(folder: Path) -> None:

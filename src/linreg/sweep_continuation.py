@@ -1,0 +1,118 @@
+"""`python scripts/train.py -m resume=<sweep folder>`: a cut sweep (SIGTERM, Ctrl-C, a lost node) continued in
+place.
+
+The command runs the sweep it was started with again, read from the folder's `multirun.yaml`, into the same
+folder, with `hydra/sweeper=continuable` (`hydra_plugins.linreg_sweeper`: Hydra's basic grid sweeper, which
+leaves out every job that finished: ok, stopped or diverged; their folders are not touched). Each other job
+continues from its own
+`checkpoints/last.ckpt` where it has one, and starts over in its folder where it has none. Any launcher works:
+the jobs left to run are handed to it as a sweep of their own.
+
+The saved overrides are input like the command line: they pass through the same checks
+(`linreg.overrides.refuse_bad_overrides`) after this module has rebuilt the command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
+
+from linreg.errors import InvalidInput
+from linreg.record import FINISHED, Status, read_status
+
+SWEEP_FILE = "multirun.yaml"  # Hydra writes it into every sweep folder as the sweep starts
+DONE = (*FINISHED, Status.DIVERGED)  # a diverged job is a result: continuing would not change it
+# What a continued sweep may set anew: where and how its jobs run, not what they train.
+CHANGEABLE = ("hydra/launcher=", "hydra.launcher.")
+# What Hydra and a continuation add to the saved overrides (the mode, where the sweep went): set anew each time.
+PLACED = ("hydra.sweep.dir=", "hydra/sweeper=", "hydra.sweeper.resume=", "hydra.mode=")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+:-]+")
+
+
+def continued_command(args: Sequence[str]) -> list[str] | None:
+    """The command line that continues the sweep in `resume=<folder>` of a multirun (`-m`), or None when `args`
+    continue no sweep (a single run's `resume=`, or a sweep of resumed runs, go on as before)."""
+    if not any(arg in ("-m", "--multirun") for arg in args):
+        return None
+    folder = next((arg.partition("=")[2] for arg in args if arg.startswith("resume=")), None)
+    if not folder or not (Path(folder).expanduser() / SWEEP_FILE).is_file():
+        return None
+    sweep_dir = Path(folder).expanduser()
+    if not _PLAIN_PATH.fullmatch(str(sweep_dir)):
+        raise InvalidInput(
+            f"resume: '{sweep_dir}' has characters Hydra's override grammar would read; expected the sweep folder "
+            "by a plain path (letters, digits, . _ - / +)"
+        )
+    changed = [arg for arg in args if "=" in arg and not arg.startswith(("-", "resume=", *CHANGEABLE))]
+    if changed:
+        raise InvalidInput(
+            f"resume: a continued sweep runs the jobs it was started with; expected only resume=<sweep folder> and "
+            f"where they run (hydra/launcher=..., hydra.launcher.*), not {changed[0]}"
+        )
+    task, hydra = _saved_overrides(sweep_dir)
+    flags = [arg for arg in args if "=" not in arg or arg.startswith("-")]  # -m, -cn <name>, --config-dir=...
+    kept_hydra = [o for o in hydra if not o.startswith(PLACED)]
+    launcher = [arg for arg in args if arg.startswith(CHANGEABLE)]
+    placed = [f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=continuable", f"hydra.sweeper.resume={sweep_dir}"]
+    return [*flags, *task, *kept_hydra, *launcher, *placed]
+
+
+def _saved_overrides(sweep_dir: Path) -> tuple[list[str], list[str]]:
+    """The task and hydra overrides the sweep in `sweep_dir` was started with, read as data."""
+    saved = sweep_dir / SWEEP_FILE
+    try:
+        config = OmegaConf.load(saved)
+        task = OmegaConf.select(config, "hydra.overrides.task")
+        hydra = OmegaConf.select(config, "hydra.overrides.hydra")
+        sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    except (OSError, ValueError, YAMLError, OmegaConfBaseException) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InvalidInput(
+            f"resume: '{saved}' is not a readable sweep record ({reason}); expected the file Hydra wrote"
+        ) from None
+    # as written: `${oc.env:...}` in a saved override is text, judged by the command line's checks, never resolved
+    lists = [OmegaConf.to_container(x, resolve=False) if isinstance(x, ListConfig) else None for x in (task, hydra)]
+    if not all(isinstance(x, list) and all(isinstance(o, str) for o in x) for x in lists):
+        raise InvalidInput(f"resume: '{saved}' holds no lists of overrides; expected the file Hydra wrote")
+    if "optuna" in sweeper.lower():
+        raise InvalidInput(
+            f"resume: '{sweep_dir}' is an Optuna search, whose study lived in the memory of the process that was "
+            "cut, so it cannot be continued; expected a grid sweep's folder (start the search again instead)"
+        )
+    return lists[0], lists[1]
+
+
+def finished_jobs(sweep_dir: Path) -> set[frozenset[str]]:
+    """The overrides of each job in `sweep_dir` that ended (ok, stopped or diverged), from its `.hydra/`."""
+    finished = set()
+    for job_dir in {path.parent.parent for path in sweep_dir.rglob(".hydra/overrides.yaml")}:
+        if read_status(job_dir) not in DONE:
+            continue
+        try:
+            overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")
+        except (OSError, ValueError, YAMLError, OmegaConfBaseException):
+            continue  # unreadable: the job runs again, in its folder
+        if isinstance(overrides, ListConfig):  # compared as written, never resolved
+            finished.add(frozenset(str(o) for o in OmegaConf.to_container(overrides, resolve=False)))
+    return finished
+
+
+def continued_sweep(hydra_cfg: DictConfig) -> Path | None:
+    """The sweep folder this multirun continues (`hydra.sweeper.resume`), or None."""
+    folder = OmegaConf.select(hydra_cfg, "sweeper.resume", default=None)
+    return Path(folder) if folder else None
+
+
+def require_sweep_folder(folder: Path, sweep_dir: Path) -> None:
+    """`hydra.sweeper.resume` must name this sweep's own folder, one that Hydra's sweep record is in."""
+    if os.path.realpath(folder) != os.path.realpath(sweep_dir) or not (folder / SWEEP_FILE).is_file():
+        raise InvalidInput(
+            f"hydra.sweeper.resume: '{folder}' is not the folder of this sweep ('{sweep_dir}'); expected "
+            "python scripts/train.py -m resume=<sweep folder>, which sets both"
+        )

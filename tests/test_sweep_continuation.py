@@ -1,0 +1,156 @@
+"""`python scripts/train.py -m resume=<sweep folder>`: a cut sweep continued in place (`linreg.sweep_continuation`)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import read_json, run_command, snapshot, start_train, train_command, wait_for
+from omegaconf import OmegaConf
+
+from linreg.errors import InvalidInput
+from linreg.overrides import refuse_bad_overrides
+from linreg.sweep_continuation import continued_command, finished_jobs, require_sweep_folder
+
+
+def _sweep_folder(tmp_path: Path, task: list[str], hydra: list[str] | None = None, sweeper: str = "") -> Path:
+    """A sweep folder as Hydra leaves it: `multirun.yaml` with the overrides the sweep was started with."""
+    folder = tmp_path / "outputs" / "multirun" / "2026-12-07" / "10-00-00.000001"
+    folder.mkdir(parents=True)
+    saved = {"hydra": {"overrides": {"task": task, "hydra": hydra or ["hydra.mode=MULTIRUN"]}}}
+    if sweeper:
+        saved["hydra"]["sweeper"] = {"_target_": sweeper}
+    OmegaConf.save(OmegaConf.create(saved), folder / "multirun.yaml")
+    return folder
+
+
+def _job(folder: Path, overrides: list[str], status: str) -> Path:
+    job = folder / ",".join(overrides)
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
+    (job / "results.json").write_text(f'{{"status": "{status}"}}')
+    return job
+
+
+def test_the_saved_sweep_is_run_again_into_its_own_folder(tmp_path):
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02", "iters=500"], ["hydra.mode=MULTIRUN", "hydra/launcher=joblib"])
+    command = continued_command(["-m", f"resume={folder}", "hydra.launcher.n_jobs=2"])
+    assert command == [
+        "-m", "lr=0.01,0.02", "iters=500", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={folder}", "hydra/sweeper=continuable", f"hydra.sweeper.resume={folder}",
+    ]  # fmt: skip
+    refuse_bad_overrides(command)  # the rebuilt command passes the command line's checks
+
+
+def test_a_continued_sweep_that_was_continued_before_is_placed_once(tmp_path):
+    placed = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=elsewhere", "hydra.sweeper.resume=elsewhere"]
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"], placed)
+    command = continued_command(["--multirun", f"resume={folder}"])
+    assert command is not None and [arg for arg in command if "elsewhere" in arg or "mode" in arg] == []
+
+
+@pytest.mark.parametrize("args", [["resume=x"], ["-m", "resume=x"], ["-m", "lr=0.1"]])
+def test_commands_that_continue_no_sweep_go_on_as_before(tmp_path, args):
+    (tmp_path / "x").mkdir()  # a folder without multirun.yaml: a run folder, resumed as one run per job
+    assert continued_command([arg.replace("x", str(tmp_path / "x")) for arg in args]) is None
+
+
+@pytest.mark.parametrize("extra", ["lr=0.5", "+model.bias=false", "data=csv", "hydra.sweep.subdir=x"])
+def test_a_continued_sweep_keeps_what_it_trains(tmp_path, extra):
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"])
+    with pytest.raises(InvalidInput, match=re.escape("only resume=<sweep folder>") + f".*not {re.escape(extra)}"):
+        continued_command(["-m", f"resume={folder}", extra])
+
+
+def test_an_optuna_search_is_not_continued_and_says_why(tmp_path):
+    folder = _sweep_folder(tmp_path, ["hparams_search=optuna"], sweeper="hydra_plugins.hydra_optuna_sweeper.X")
+    with pytest.raises(InvalidInput, match=r"Optuna search.*cannot be continued"):
+        continued_command(["-m", f"resume={folder}"])
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["hydra: [unclosed", "hydra:\n  overrides:\n    task: rm -rf\n", "hydra:\n  overrides: {task: [{a: 1}]}\n"],
+)
+def test_a_damaged_sweep_record_is_one_line(tmp_path, content):
+    folder = _sweep_folder(tmp_path, [])
+    (folder / "multirun.yaml").write_text(content)
+    with pytest.raises(InvalidInput, match=r"resume: .*multirun\.yaml'"):
+        continued_command(["-m", f"resume={folder}"])
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        "hydra.job.env_set.LD_PRELOAD=/tmp/x.so",
+        "hydra.launcher.setup=['touch /tmp/owned']",
+        "model._target_=os.system",
+        "lr=${oc.env:HOME}",
+    ],
+)
+def test_a_tampered_sweep_record_is_refused_like_the_command_line(tmp_path, saved):
+    """The saved overrides are data: the command they rebuild passes the command line's checks before Hydra."""
+    task, hydra = (["lr=0.01"], ["hydra.mode=MULTIRUN", saved]) if saved.startswith("hydra") else ([saved], None)
+    folder = _sweep_folder(tmp_path, task, hydra)
+    command = continued_command(["-m", f"resume={folder}"])
+    with pytest.raises(InvalidInput):
+        refuse_bad_overrides(command)
+
+
+def test_only_jobs_that_ended_count_as_finished(tmp_path):
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02,0.03,0.04"])
+    for lr, status in (("0.01", "ok"), ("0.02", "diverged"), ("0.03", "interrupted"), ("0.04", "running")):
+        _job(folder, [f"lr={lr}"], status)
+    assert finished_jobs(folder) == {frozenset({"lr=0.01"}), frozenset({"lr=0.02"})}
+
+
+def test_the_continued_folder_must_be_the_sweeps_own(tmp_path):
+    folder = _sweep_folder(tmp_path, ["lr=0.01"])
+    require_sweep_folder(folder, folder)
+    with pytest.raises(InvalidInput, match="not the folder of this sweep"):
+        require_sweep_folder(folder, tmp_path / "another")
+    with pytest.raises(InvalidInput, match="not the folder of this sweep"):
+        require_sweep_folder(tmp_path, tmp_path)  # no multirun.yaml: not a sweep folder
+
+
+@pytest.mark.e2e
+def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_run(tmp_path):
+    process = start_train(tmp_path, "-m", "lr=0.01", "iters=500,8000")
+    sweeps = tmp_path / "outputs" / "multirun"
+
+    def cut_job_started() -> bool:
+        return any((path / "iters=8000,lr=0.01" / "results.json").exists() for path in sweeps.glob("*/*"))
+
+    wait_for(cut_job_started)
+    sweep = next(sweeps.glob("*/*"))
+    cut = sweep / "iters=8000,lr=0.01"
+    time.sleep(1.5)  # into its 8000 steps (about 5 s), so that it leaves a checkpoint to continue from
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert f"continue the sweep with: python scripts/train.py -m resume={sweep.relative_to(tmp_path)}" in stdout
+    finished = sweep / "iters=500,lr=0.01"
+    assert read_json(finished / "results.json")["status"] == "ok"
+    assert read_json(cut / "results.json")["status"] == "interrupted"
+    untouched, record_bytes = snapshot(finished), (finished / "results.json").read_bytes()
+
+    continued = run_command(["scripts/train.py", "-m", f"resume={sweep.relative_to(tmp_path)}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr
+    assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
+    assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
+    record = read_json(cut / "results.json")
+    assert record["status"] == "ok" and record["steps"] == 8000
+    assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
+    with (sweep / "summary.csv").open() as table:
+        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=500,lr=0.01", "iters=8000,lr=0.01"]
+
+    uncut = train_command(tmp_path, "lr=0.01", "iters=8000", run_dir=tmp_path / "uncut")
+    assert uncut.returncode == 0, uncut.stderr
+    reference = read_json(tmp_path / "uncut" / "results.json")
+    assert record["weight"][0] == pytest.approx(reference["weight"][0], rel=1e-6, abs=1e-12)
+    assert record["bias"] == pytest.approx(reference["bias"], rel=1e-6, abs=1e-12)
+    assert record["val_mse"] == pytest.approx(reference["val_mse"], rel=1e-6, abs=1e-12)
