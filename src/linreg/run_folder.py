@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -29,7 +30,7 @@ from linreg.errors import InvalidInput, fault_line
 from linreg.record import RESULTS_FILE
 from linreg.sweep_continuation import SWEEP_FILE, continued_sweep, require_sweep_folder
 
-MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run folder's name (file names end at 255)
+MAX_NAME_OVERRIDES = 120  # characters of the overrides in a run or job folder's name (file names end at 255)
 
 # Set by Lightning (LOCAL_RANK), torchrun (RANK) and SLURM (SLURM_PROCID) in every process of a
 # distributed run; only the first process claims the folder, the others join it.
@@ -189,21 +190,92 @@ def run_name(_root_: DictConfig) -> str:
         name = f"{_slurm_job_start().strftime('%Y-%m-%d')}/slurm-{environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}"
     else:
         name = launch_time().strftime("%Y-%m-%d/%H-%M-%S.%f")
-    readable = _readable(_root_)
+    readable = readable_overrides(_overrides(_root_))
     return f"{name}_{readable}" if readable else name
 
 
-def _readable(root: DictConfig) -> str:
-    """The command line's overrides as a file name, read as typed: `lr=${nosuch}` is text here, not resolved.
+def job_name(_root_: DictConfig) -> str:
+    """`${job_name:}` in `hydra.sweep.subdir`: a sweep job's folder, `iters=500,lr=0.01`, as Hydra's
+    `override_dirname` names it, but with long values shortened (`readable_overrides`) and no `/` (a CSV's path
+    would make nested folders)."""
+    return readable_overrides(_overrides(_root_), assign="=", separator=",")
 
-    `-` and `_` for `=` and `,`, and nothing that Hydra's override grammar or a shell would read (brackets,
-    braces, quotes, spaces, `/`), so the folder can be typed unquoted in `resume=<run folder>`.
+
+def job_number(number: int, total: int) -> str:
+    """`${job_number:${hydra.job.num},<jobs>}`: the job's number zero-padded, so that folders sort (`02_`, `10_`)."""
+    return f"{int(number):0{len(str(max(int(total) - 1, 0)))}d}"
+
+
+def readable_overrides(overrides: list[str], assign: str = "-", separator: str = "_") -> str:
+    """The overrides as a file name a person reads: every key the user set, sorted, with its value shortened:
+    a number to 4 significant digits where that is shorter (`lr-0.15`, not `lr-0.15000000000000002`), a path to
+    its last part, `resume=<folder>` to `continues-<folder's name>`; only characters that a shell and Hydra's
+    override grammar read as text, so the folder can be typed unquoted in `resume=<run folder>`.
+
+    At most `MAX_NAME_OVERRIDES` characters: values are cut shorter and shorter, then keys to their last part
+    (`path` for `data.source.path`), never a key dropped, and a digest of the whole command is added so that
+    two commands cut alike keep different names.
     """
+    keep = re.compile(rf"[^A-Za-z0-9._{re.escape(assign)}-]+")
+    items = []
+    for override in sorted(overrides, key=lambda o: (not o.startswith("resume="), o.lstrip("+~"))):
+        key, _, value = override.partition("=")
+        key = keep.sub("", key)
+        if key == "resume":  # what the run continues comes first
+            key, value = "continues", PurePath(value.rstrip("/")).name
+        items.append((key, keep.sub("", _short_value(value))))
+    name = separator.join(f"{key}{assign}{value}" for key, value in items)
+    if len(name) <= MAX_NAME_OVERRIDES:
+        return name
+    digest = hashlib.sha256("\0".join(overrides).encode()).hexdigest()[:8]
+    room = MAX_NAME_OVERRIDES - len(digest) - len(separator)
+    last_parts = [(key.rpartition(".")[2], value) for key, value in items]  # data.source.path: path
+    for keys, floor, numbers_too in (
+        (items, 4, False),
+        (last_parts, 4, False),
+        (last_parts, 1, False),
+        (last_parts, 1, True),
+    ):
+        name = _cut_to_fit(keys, room, floor, numbers_too, assign, separator)
+        if len(name) <= room:
+            return f"{name}{separator}{digest}"
+    return f"{name[:room]}{separator}{digest}"  # more keys than a name holds
+
+
+def _cut_to_fit(
+    items: list[tuple[str, str]], room: int, floor: int, numbers_too: bool, assign: str, separator: str
+) -> str:
+    """The longest value cut by a character at a time, until the name fits `room` or no value is above `floor`.
+    Numbers (what sweeps vary) are cut only when `numbers_too`: a path or a name goes first."""
+    values = [value for _, value in items]
+    cuttable = [i for i, value in enumerate(values) if numbers_too or not _NUMBER.fullmatch(value)]
+    while True:
+        name = separator.join(f"{key}{assign}{value}" for (key, _), value in zip(items, values, strict=True))
+        longest = max(cuttable, key=lambda i: len(values[i]), default=None)
+        if len(name) <= room or longest is None or len(values[longest]) <= floor:
+            return name
+        values[longest] = values[longest][:-1]
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _short_value(value: str) -> str:
+    """A number rounded to 4 significant digits when that is shorter (an integer as it is); a path's last part."""
+    if re.fullmatch(r"[+-]?\d+", value):
+        return value
+    try:
+        rounded = f"{float(value):.4g}"
+    except ValueError:
+        return PurePath(value.rstrip("/")).name if "/" in value else value
+    return rounded if len(rounded) < len(value) else value
+
+
+def _overrides(root: DictConfig) -> list[str]:
+    """The command line's overrides as typed (`lr=${nosuch}` is text here, not resolved), less the excluded."""
     overrides = OmegaConf.to_container(root.hydra.overrides.task, resolve=False)
     excluded = set(OmegaConf.to_container(root.hydra.job.config.override_dirname.exclude_keys, resolve=False))
-    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
-    text = "_".join(kept).replace("=", "-").replace(",", "_")
-    return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:MAX_NAME_OVERRIDES]
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded]
 
 
 def _slurm_job_start() -> datetime.datetime:
@@ -219,3 +291,5 @@ def _slurm_job_start() -> datetime.datetime:
 
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("job_name", job_name, replace=True)
+OmegaConf.register_new_resolver("job_number", job_number, replace=True)
