@@ -1,4 +1,6 @@
-"""Rebuild a sweep's summary.csv, summary.md and summary.png: `python scripts/summarize.py <sweep folder>`.
+"""Rebuild a sweep's summary files: `python scripts/summarize.py <sweep folder>`.
+
+summary.csv, summary.md, summary.png, and summary_by_config.csv where seeds repeat the configurations.
 
 For a sweep that was interrupted, or one whose summary you deleted; a finished sweep writes its own.
 """
@@ -8,7 +10,7 @@ import sys
 from pathlib import Path
 
 from linreg.record import OBJECTIVES
-from linreg.sweep import summarize
+from linreg.sweep import BY_CONFIG_FILE, summarize
 
 
 def main() -> int:
@@ -24,7 +26,8 @@ def main() -> int:
         print(f"error: sweep_dir: '{args.sweep_dir}' holds no job folders (none has a .hydra/)", file=sys.stderr)
         return 2
     print(text, end="")
-    print(f"wrote summary.csv, summary.md and summary.png in {args.sweep_dir}")
+    by_config = f"{BY_CONFIG_FILE}, " if (args.sweep_dir / BY_CONFIG_FILE).is_file() else ""
+    print(f"wrote summary.csv, {by_config}summary.md and summary.png in {args.sweep_dir}")
     return 0
 
 

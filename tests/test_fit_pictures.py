@@ -27,3 +27,22 @@ def test_a_blitted_picture_equals_a_whole_render(n_features):
         pictures.append(blitted.render(model, step).copy())
         assert (pictures[-1] == whole.render(model, step)).all(), f"step {step}, weight {weight}"
     assert (pictures[0] != pictures[1]).any()  # the model's artists are drawn: another weight, another picture
+
+
+def _red_pixels(pixels) -> int:
+    return int(((pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)).sum())
+
+
+def test_a_diverged_runs_picture_says_so_in_a_red_title():
+    """The data and the least-squares line alone would look like a perfect fit: the title says `diverged`, in
+    red, whether the loss monitor saw it (the step given) or the model itself predicts NaN."""
+    splits = _splits(1)
+    picture = FitPicture(splits, optimum(splits.train.x, splits.train.y))
+    model = LinearRegression(in_features=1, out_features=1)
+    with torch.no_grad():
+        model.network.weight.fill_(2.0)
+    assert _red_pixels(picture.render(model, 100)) == 0  # a fit that is under way: a black title
+    assert _red_pixels(picture.render(model, 17, diverged_at=17)) > 200
+    with torch.no_grad():
+        model.network.weight.fill_(float("nan"))
+    assert _red_pixels(picture.render(model, 18)) > 200

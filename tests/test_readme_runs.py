@@ -37,14 +37,15 @@ def is_sweep_command(command: str) -> bool:
 
 # Run and held to NIST's certified coefficients by tests/test_longley.py, in its own worker.
 LONGLEY_COMMANDS = [c for c in README_COMMANDS if "longley.csv" in c]
+# docs/nist.md's suite: run and held to NIST's certified digits and to the page's table by tests/test_nist.py.
+NIST_COMMANDS = [c for c in README_COMMANDS if "nist_suite.py" in c]
 # scripts/screenshots.py runs the README's sweep and Chromium: tests/test_screenshots.py runs it on a shorter one.
 SCREENSHOTS = "python scripts/screenshots.py"
+TESTED_ELSEWHERE = (SCREENSHOTS, *LONGLEY_COMMANDS, *NIST_COMMANDS)
 # Each distinct command once (tests/readme.py's run_readme_commands), in the pages' order.
 RUN_COMMANDS = list(
     dict.fromkeys(
-        c
-        for c in README_COMMANDS
-        if c.startswith("python ") and not is_sweep_command(c) and c not in (SCREENSHOTS, *LONGLEY_COMMANDS)
+        c for c in README_COMMANDS if c.startswith("python ") and not is_sweep_command(c) and c not in TESTED_ELSEWHERE
     )
 )
 TORCHRUN_COMMANDS = [c for c in README_COMMANDS if c.startswith("torchrun ")]
@@ -114,7 +115,7 @@ def test_every_link_and_picture_of_the_pages_resolves():
 def test_every_command_of_the_readme_and_docs_is_covered():
     sweeps = [c for c in README_COMMANDS if is_sweep_command(c) or c.startswith("pip install")]  # test_readme_sweeps
     environment = ENVIRONMENT_COMMANDS  # test_a_class_of_your_own_trains_once_allowed, which expects one
-    covered = {*RUN_COMMANDS, *TORCHRUN_COMMANDS, *sweeps, *LONGLEY_COMMANDS, *environment, *ELSEWHERE}
+    covered = {*RUN_COMMANDS, *TORCHRUN_COMMANDS, *sweeps, *LONGLEY_COMMANDS, *NIST_COMMANDS, *environment, *ELSEWHERE}
     assert set(README_COMMANDS) <= covered, set(README_COMMANDS) - covered
     assert all(test in globals() for test in ELSEWHERE.values() if test.startswith("test_"))
     assert set(ELSEWHERE) <= set(README_COMMANDS)  # no test for a command the pages no longer show

@@ -119,8 +119,7 @@ def test_the_summary_names_a_tie_shows_zeros_as_zeros_and_marks_divergence(tmp_p
     assert {row["stability_limit"] for row in rows.values()} == {"0.1198"}
     assert list(rows)[-1] == "iters=700,lr=1.0"
     assert (sweep_dir / "summary.md").read_text().splitlines()[-1] == (
-        "best by val_mse: 2 jobs tie at val_mse = 0: iters=700,lr=0.1, iters=700,lr=0.11; "
-        "chose iters=700,lr=0.1, the first by job name"
+        "best by val_mse: iters=700,lr=0.1 (val_mse = 0), tied with iters=700,lr=0.11 (chose the first by job name)"
     )
     record = read_json(sweep_dir / "iters=700,lr=0.1" / "results.json")
     assert record["val_curve"][0][0] == 0 and record["val_curve"][-1] == [700, 0.0]

@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from linreg.errors import InvalidInput
 from linreg.targets import allowed_class
 
@@ -28,6 +26,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"checkpoint: no such file '{path}'; expected a .ckpt file written by a training run")
+    import torch  # only now: a missing file is said without waiting for torch's import (about 1 s)
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError...: whatever the damage

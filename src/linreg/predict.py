@@ -4,6 +4,9 @@ The model is rebuilt through the class its run recorded (`linreg.checkpoint.load
 trained here predicts: the notebook's linear one, the MLP, or one of yours.
 
 Each input is one sample: a number, or comma-separated numbers for a model with several features.
+
+What needs no torch is checked first, before torch's import (about 1 s): the inputs are numbers, the
+checkpoint exists, its run did not diverge. Only the number of features per sample waits for the model.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from linreg import record
 from linreg.checkpoint import load_model
@@ -29,8 +30,8 @@ def checkpoint_path(target: str | Path) -> Path:
     return target / CHECKPOINT if target.is_dir() else target
 
 
-def parse_inputs(texts: Sequence[str], n_features: int) -> torch.Tensor:
-    """The samples as an (N, n_features) tensor, refusing non-numbers and the wrong number of features."""
+def parse_inputs(texts: Sequence[str]) -> list[list[float]]:
+    """The samples as rows of numbers, refusing non-numbers and numbers the model's float32 cannot hold."""
     rows = []
     for text in texts:
         try:
@@ -41,12 +42,17 @@ def parse_inputs(texts: Sequence[str], n_features: int) -> torch.Tensor:
             raise InvalidInput(f"x: '{text}' is not finite; expected finite numbers")
         if any(abs(value) > FLOAT32_MAX for value in row):  # the model computes in float32: it would read inf
             raise InvalidInput(f"x: '{text}' is beyond float32's range; expected magnitudes below {FLOAT32_MAX:.3g}")
+        rows.append(row)
+    return rows
+
+
+def require_features(texts: Sequence[str], rows: Sequence[Sequence[float]], n_features: int) -> None:
+    """Every sample has the model's number of features (known once the checkpoint is read)."""
+    for text, row in zip(texts, rows, strict=True):
         if len(row) != n_features:
             raise InvalidInput(
                 f"x: '{text}' has {len(row)} value(s); the model expects {n_features} feature(s) per sample"
             )
-        rows.append(row)
-    return torch.tensor(rows, dtype=torch.float32)
 
 
 def refuse_diverged_run(path: Path) -> None:
@@ -69,15 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("x", nargs="+", help="one sample each: a number, or numbers separated by commas")
     args = parser.parse_args(argv)
     try:
+        rows = parse_inputs(args.x)
         path = checkpoint_path(args.checkpoint)
         refuse_diverged_run(path)
-        model = load_model(path)
-        x = parse_inputs(args.x, model.hparams.in_features)
+        model = load_model(path)  # says a missing file before torch's import
+        require_features(args.x, rows, model.hparams.in_features)
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    import torch  # imported by load_model already
+
     with torch.no_grad():
-        y = model(x.to(model.dtype))
+        y = model(torch.tensor(rows, dtype=model.dtype))
     for text, prediction in zip(args.x, y.tolist(), strict=True):
         values = ", ".join(f"{value:.3f}" for value in prediction)
         print(f"f({text}) = {values}")

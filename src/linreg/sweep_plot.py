@@ -145,7 +145,8 @@ def _legend(axes: Any) -> None:
 def _line_label(config: Configuration) -> str:
     """The configuration's swept keys other than lr: the configurations that share them form one line."""
     others = [part for part in config.label.split(",") if not part.startswith("lr=") and part != "every job"]
-    label = ",".join(others) or f"iters={config.jobs[0]['iters']}"
+    label = ",".join(others) or (f"mean of {len(config.jobs)} seeds" if len(config.jobs) > 1 else "")
+    label = label or f"iters={config.jobs[0]['iters']}"
     return textwrap.fill(label.replace(",", ", "), LEGEND_WIDTH)
 
 
