@@ -184,7 +184,9 @@ def test_all_rows_train_when_the_fractions_are_0_and_absent_metrics_stay_absent(
     assert [cells[header.index(m)] for m in ("val_mse", "val_mae", "val_r2")] == ["", "", ""]
     with tensorboard_server(tmp_path / "run") as api:
         (session,) = hparams_sessions(api).values()
-    assert session["metrics"].keys() == {"loss/train"}  # no NaN stand-ins for the missing val and test
+    assert session["metrics"].keys() == {"train/mse"}  # no NaN stand-ins for the missing val and test
+    # in the data's units, as every HPARAMS metric is: loss/train is in the standardized units trained
+    assert session["metrics"]["train/mse"] == pytest.approx(record["train_mse"], rel=1e-6)
 
 
 def test_the_notebooks_data_is_not_standardized_by_default():

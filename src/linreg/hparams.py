@@ -12,8 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 from linreg.outcome import is_global_zero
 from linreg.record import METRICS, Record
 
-# The HPARAMS tab's metrics: the last point of each of these curves (TensorBoard reads them from the run).
-HPARAMS_METRICS = ("loss/train", "loss/val", "val/mae", "val/r2", "test/mse", "test/mae", "test/r2")
+# The HPARAMS tab's metrics, by tag, with the names it shows: the last point of each of these curves, all in the
+# data's units, so that runs trained standardized and raw compare (`loss/train` is in the units trained).
+HPARAMS_METRICS = {
+    "train/mse": "train MSE (data units)", "loss/val": "val MSE (data units)", "val/mae": "val MAE (data units)",
+    "val/r2": "val R2", "test/mse": "test MSE (data units)", "test/mae": "test MAE (data units)", "test/r2": "test R2",
+}  # fmt: skip
+TRAIN_MSE_TAG = "train/mse"  # written once, at the end: the training split's MSE in the data's units
 HPARAMS_KEYS = ("lr", "iters", "seed", "batch_size", "data", "model", "optimizer", "status")
 
 
@@ -50,12 +55,27 @@ def _log_with_final_metrics(logger: Logger, hparams: dict[str, Any], record: Rec
             # A writer of its own in the run's folder, as torch's add_hparams does (which would also add each
             # metric as a one-point chart): Lightning has closed the logger's writer after each stage.
             with SummaryWriter(log_dir=logger.log_dir) as writer:
-                for summary in hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0)):
+                if record.get("train_mse") is not None:
+                    writer.add_scalar(TRAIN_MSE_TAG, record["train_mse"], global_step=record["steps"])
+                experiment, *session = hparams_summaries(hparams, dict.fromkeys(HPARAMS_METRICS, 0.0))
+                for summary in (_named_metrics(experiment), *session):
                     writer.file_writer.add_summary(summary)
     else:
         logger.log_hyperparams(hparams)
         logger.log_metrics(_final_metrics(record))
     logger.finalize("success")
+
+
+def _named_metrics(experiment: Any) -> Any:
+    """torch's experiment summary with each metric's display name (HPARAMS_METRICS): torch writes tags only."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    value = experiment.value[0]
+    data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.metric_infos:
+        info.display_name = HPARAMS_METRICS[info.name.tag]
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return experiment
 
 
 def _final_metrics(record: Record) -> dict[str, float]:
