@@ -236,12 +236,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def tensorboard_server(logdir: Path) -> Iterator[Callable[..., Any]]:
-    """A real `tensorboard` server on 127.0.0.1 for `logdir`; yields `api(path, body=None)` for its JSON."""
+def tensorboard_server(logdir: Path, command: list[str] | None = None, cwd: Path | None = None) -> Iterator[Any]:
+    """A real `tensorboard` server on 127.0.0.1 for `logdir`; yields `api(path, body=None)` for its JSON.
+
+    `command`: how it is started instead of `tensorboard --logdir <logdir>` (`scripts/tensorboard.py`, say)."""
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
+    command = command or [str(tensorboard), "--logdir", str(logdir)]
     process = subprocess.Popen(
-        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -41,7 +41,8 @@ LONGLEY_COMMANDS = [c for c in README_COMMANDS if "longley.csv" in c]
 NIST_COMMANDS = [c for c in README_COMMANDS if "nist_suite.py" in c]
 # scripts/screenshots.py runs the README's sweep and Chromium: tests/test_screenshots.py runs it on a shorter one.
 SCREENSHOTS = "python scripts/screenshots.py"
-TESTED_ELSEWHERE = (SCREENSHOTS, *LONGLEY_COMMANDS, *NIST_COMMANDS)
+TENSORBOARD = "python scripts/tensorboard.py"  # a server: started, read and stopped by its test
+TESTED_ELSEWHERE = (SCREENSHOTS, TENSORBOARD, *LONGLEY_COMMANDS, *NIST_COMMANDS)
 # Each distinct command once (tests/readme.py's run_readme_commands), in the pages' order.
 RUN_COMMANDS = list(
     dict.fromkeys(
@@ -66,7 +67,7 @@ ELSEWHERE = {
     "make lint": "test_make_test_and_make_lint_are_the_suite_and_the_linter",
     FAST_TIER: "test_the_fast_tier_is_every_test_but_the_e2e_ones",
     "make bench": "test_make_bench_quick_prints_ratios_and_writes_json",
-    "tensorboard --logdir outputs": "test_readme_tensorboard_command_serves_the_runs",
+    TENSORBOARD: "test_readme_tensorboard_command_serves_the_runs",
     SCREENSHOTS: "tests/test_screenshots.py",
 }
 
@@ -436,11 +437,11 @@ def test_readme_torchrun_command_on_two_nodes_equals_the_single_process_run(read
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_tensorboard_command_serves_the_runs(readme, workdir):
-    with tensorboard_server(workdir / "outputs") as api:
+    """`python scripts/tensorboard.py outputs` on the README's runs (the default folder: tests/test_dashboard.py)."""
+    script = [sys.executable, str(REPO / "scripts" / "tensorboard.py"), "outputs"]
+    with tensorboard_server(workdir / "outputs", command=script, cwd=workdir) as api:
         runs = api("/data/runs")
     assert len([run for run in runs if run.startswith("runs/")]) >= 5
-    make = subprocess.run(["make", "-n", "tensorboard"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert "tensorboard --logdir outputs" in make.stdout
 
 
 # --- make ----------------------------------------------------------------------------------------------------
