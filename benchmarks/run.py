@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import batched_sweeps
 import growth
 import scale
 import step_cost
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "step_cost": step_cost.run,
     "scale": scale.run,
     "sweeps": sweeps.run,
+    "batched_sweeps": batched_sweeps.run,
 }
 
 
@@ -46,6 +48,7 @@ def main() -> int:
         **BENCHMARKS,
         "whole_run": functools.partial(whole_run.run, lean_python=args.lean_python),
         "sweeps": functools.partial(sweeps.run, python=args.lean_python),
+        "batched_sweeps": functools.partial(batched_sweeps.run, python=args.lean_python),
     }
     rows = [row for name in names if name in benchmarks for row in benchmarks[name](args.quick)]
     print_table(rows)

@@ -226,10 +226,10 @@ def suite(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_the_command_reaches_nists_certified_digits(suite, name):
-    _, records, cwd = suite
+    _, records, _ = suite
     record, reference = records[name], _read(name)
     expected = dict(override.split("=", 1) for override in COMMAND.split())
-    expected["data.source.path"] = str(cwd / "suite" / name / f"{name}.csv")
+    expected["data.source.path"] = f"suite/{name}/{name}.csv"  # as the suite was given its --out
     if not reference.intercept:
         expected["model.bias"] = "false"
     assert {k: v for k, v in record["overrides"].items() if not k.startswith("hydra.")} == expected
@@ -251,7 +251,7 @@ def test_the_pages_table_is_the_suites(suite):
     printed, _, _ = suite
     page = README_PAGES["docs/nist.md"]
     ran, shown = (re.findall(r"^\| (\w+) \|.*\|$", text, re.M) for text in (printed, page))
-    assert ran == shown[1:] == NAMES  # the header's first cell is "set"
+    assert ran[1:] == shown[1:] == NAMES  # the header row first: its first cell is "set"
     for name in NAMES:
         ran_cells, shown_cells = ([c.strip() for c in re.search(rf"^\| {name} \|(.*)\|$", text, re.M)[1].split("|")]
                                   for text in (printed, page))  # fmt: skip

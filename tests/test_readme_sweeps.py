@@ -6,6 +6,7 @@ import importlib.metadata
 import math
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,12 @@ def summary_rows(sweep: Path) -> list[dict]:
 
 GRID = "python scripts/train.py -m lr=0.001,0.01,0.1,1.0 iters=100,1000"
 MODELS = "python scripts/train.py -m model=linear,mlp optimizer=sgd,adam lr=0.01,0.1"
+SEEDS = "python scripts/train.py -m data=synthetic data.batch_size=8 lr=0.05,0.06 seed=0,1,2 iters=200"
+
+
+def printed_summary(stdout: str) -> list[str]:
+    """The lines a sweep prints after its jobs: the summary that summary.md keeps."""
+    return stdout.split("/summary.md:\n", 1)[1].rstrip("\n").splitlines()
 
 
 @pytest.mark.e2e
@@ -81,6 +88,7 @@ def test_readme_sweep_command(command, readme, workdir):
         assert readme[command].new_folder and "sweep summary" in result.stdout
         assert len(rows) == jobs_of(command) and {row["status"] for row in rows} <= {"ok", "diverged"}
         assert last == (sweep / "summary.md").read_text().splitlines()[-1]  # the table's last line names the best
+        assert max(len(line) for line in printed_summary(result.stdout)) <= 120  # a normal terminal, no wrapping
     if command == GRID:
         assert [last] == shown_output(GRID)  # the winner the README shows
         assert {row["job"]: row["status"] for row in rows if row["lr"] == "1.0"} == {
@@ -91,9 +99,25 @@ def test_readme_sweep_command(command, readme, workdir):
         jobs = {(row["model"], row["optimizer"], row["lr"]) for row in rows}  # the swept choices, once each
         assert jobs == {(m, o, lr) for m in ("linear", "mlp") for o in ("sgd", "adam") for lr in ("0.01", "0.1")}
         job = re.escape(rows[0]["job"])  # the table's first row, alone or as the pick among ties
-        alone, tied = rf"{job} \(.*\)", rf"\d+ jobs tie at .*; chose {job}, the first by job name"
-        assert re.fullmatch(rf"best by val_mse: ({alone}|{tied})", last)
+        summary = printed_summary(result.stdout)
+        answer = " ".join(line.strip() for line in summary[next(i for i, x in enumerate(summary) if "best by" in x) :])
+        assert re.fullmatch(
+            rf"best by val_mse: {job} \(val_mse = \S+\)(, tied with .* \(chose the first by job name\))?", answer
+        )
         assert all(bool(row["w"]) == (row["model"] == "linear") for row in rows)  # w only where linear
+    if command == SEEDS:  # seeds as repeats: the grouped summary the README shows, and every metric per lr
+        shown = shown_output(SEEDS)
+        assert printed_summary(result.stdout)[-len(shown) :] == shown
+        with (sweep / "summary_by_config.csv").open() as file:
+            configs = {row["lr"]: row for row in csv.DictReader(file)}
+        assert {lr: (row["n"], row["diverged"]) for lr, row in configs.items()} == {
+            "0.05": ("3", "0"),
+            "0.06": ("3", "0"),
+        }
+        for lr, config in configs.items():
+            values = [float(row["val_mse"]) for row in rows if row["lr"] == lr]
+            assert float(config["val_mse_mean"]) == pytest.approx(statistics.mean(values), rel=1e-6)
+            assert float(config["val_mse_std"]) == pytest.approx(statistics.stdev(values), rel=1e-6)
     if command.startswith("python scripts/summarize.py"):  # the newest sweep before it: the models' sweep
         assert not readme[command].new_folder and sweep == readme[MODELS].folder
         assert last == f"wrote summary.csv, summary.md and summary.png in {sweep.relative_to(workdir)}"

@@ -391,8 +391,9 @@ CASES = [
 
 # One case of each kind of refusal also runs end to end (named by its id in the table): a value the run's check
 # refuses (before Lightning is imported), a mistyped key (Hydra's error, made one line), a config group set to
-# null (refused before Hydra composes), a run folder that is a file (Hydra's callback), a CSV refused once
-# training starts (after Lightning's import), and a checkpoint that would run code when loaded (predict.py).
+# null (refused before Hydra composes), a run folder that is a file (Hydra's callback), a CSV refused when the
+# config check reads it (before torch's import: tests/test_early_errors.py), and a checkpoint that would run
+# code when loaded (predict.py).
 CASE_IDS = [" ".join(c[0][1:]) for c in CASES]
 CASE_BY_ID = dict(zip(CASE_IDS, CASES, strict=True))
 E2E_CASES = [

@@ -144,7 +144,6 @@ def _checked(index: int, sweep_config: DictConfig) -> Any:
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     try:
-        hydra_config.set_config(sweep_config)
         folder = Path(str(OmegaConf.select(sweep_config, "hydra.sweep.dir")))
         run_dir = Path(os.path.abspath(folder / str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))))
         with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):

@@ -66,6 +66,7 @@ class Member:
     curve: LossCurve
     record: Record
     best: Optimum  # its data's optimum, in the units trained
+    iters: int  # its own (a plain int: read at every step, where a config's attribute costs microseconds)
     steps: int = 0
     stopped: bool = False  # at its iters, at a divergence, or when the batched run ended
     pixels: np.ndarray | None = field(default=None, repr=False)  # its last fit picture, for fit.png
@@ -114,11 +115,12 @@ class BatchedRun:
         loggers = [build(f"logger.{name}", node, save_dir=str(job.run_dir)) for name, node in job.cfg.logger.items()]
         log_every = self.cfg.trainer.get("log_every_n_steps") or 50  # Lightning's default
         result, best = measurements.started(job.cfg, self.datamodule, model, job.overrides, 1)
-        return Member(job, model, loggers, LossCurve(loggers, job.cfg.iters, log_every), result, best)
+        curve = LossCurve(loggers, job.cfg.iters, log_every)
+        return Member(job, model, loggers, curve, result, best, int(job.cfg.iters))
 
     def train(self) -> None:
         """Fit every member in one Lightning run; their records say running meanwhile (what a kill leaves)."""
-        steps = [member.job.cfg.iters for member in self.members]
+        steps = [member.iters for member in self.members]
         schedule = MemberSchedule(self)
         kept = [c for c in self.callbacks if isinstance(c, GracefulInterrupt | StepProgressBar)]
         no_validation = {"limit_val_batches": 0}  # each member is validated on its own schedule (MemberSchedule)
@@ -255,13 +257,11 @@ class MemberSchedule(L.Callback):
         for k in stepped:
             member = members[k]
             member.steps = step
-            if member.curve.add(step, losses[k]) or step >= member.job.cfg.iters:
+            if member.curve.add(step, losses[k]) or step >= member.iters:
                 ending.append(k)
         due = [k for k in stepped if (self.val_every and step % self.val_every == 0) or k in ending]
         self._validate(pl_module, due, step)
-        self._draw(
-            pl_module, [k for k in stepped if 100 <= step < members[k].job.cfg.iters and _power_of_ten(step)], step
-        )
+        self._draw(pl_module, [k for k in stepped if 100 <= step < members[k].iters and _power_of_ten(step)], step)
         self._stop(pl_module, ending, step)
         if all(member.stopped for member in members):
             trainer.should_stop = True
