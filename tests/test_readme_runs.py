@@ -68,6 +68,7 @@ ELSEWHERE = {
     FAST_TIER: "test_the_fast_tier_is_every_test_but_the_e2e_ones",
     "make bench": "test_make_bench_quick_prints_ratios_and_writes_json",
     TENSORBOARD: "test_readme_tensorboard_command_serves_the_runs",
+    "python scripts/train.py -m resume=outputs/multirun/<date>/<time>": "tests/test_sweep_continuation.py",
     SCREENSHOTS: "tests/test_screenshots.py",
 }
 

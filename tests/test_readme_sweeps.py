@@ -17,7 +17,13 @@ from readme import README_COMMANDS, SHORTER, run_readme_commands, shown_output
 
 ONE_WORKER = pytest.mark.xdist_group("readme_sweeps")  # the tests that share the module fixture `readme`
 
-SWEEPS = [c for c in README_COMMANDS if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py"))]
+# A cut sweep's continuation needs a cut sweep: tests/test_sweep_continuation.py cuts one and continues it.
+CONTINUE = "python scripts/train.py -m resume=outputs/multirun/<date>/<time>"
+SWEEPS = [
+    c
+    for c in README_COMMANDS
+    if c.startswith(("python scripts/train.py -m", "python scripts/summarize.py")) and c != CONTINUE
+]
 SWEEP_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" not in c]
 SLURM_COMMANDS = [c for c in SWEEPS if "hydra/launcher=slurm" in c]
 INSTALL_COMMANDS = [c for c in README_COMMANDS if c.startswith("pip install")]

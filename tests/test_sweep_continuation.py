@@ -66,6 +66,13 @@ def test_a_continued_sweep_keeps_what_it_trains(tmp_path, extra):
         continued_command(["-m", f"resume={folder}", extra])
 
 
+@pytest.mark.parametrize("typed", ["hydra.sweeper.resume=outputs/x", "+hydra.sweeper.resume=x"])
+def test_the_continued_folder_is_set_only_by_resume(tmp_path, typed):
+    """Typed by hand, with other overrides, it would put new job folders into an existing sweep's folder."""
+    with pytest.raises(InvalidInput, match=r"set by -m resume=<sweep folder>"):
+        continued_command(["-m", "lr=5", "hydra.sweep.dir=outputs/x", typed])
+
+
 def test_an_optuna_search_is_not_continued_and_says_why(tmp_path):
     folder = _sweep_folder(tmp_path, ["hparams_search=optuna"], sweeper="hydra_plugins.hydra_optuna_sweeper.X")
     with pytest.raises(InvalidInput, match=r"Optuna search.*cannot be continued"):

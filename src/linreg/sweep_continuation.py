@@ -38,6 +38,12 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+:-]+")
 def continued_command(args: Sequence[str]) -> list[str] | None:
     """The command line that continues the sweep in `resume=<folder>` of a multirun (`-m`), or None when `args`
     continue no sweep (a single run's `resume=`, or a sweep of resumed runs, go on as before)."""
+    typed = next((arg for arg in args if arg.lstrip("+~").startswith("hydra.sweeper.resume")), None)
+    if typed:  # it would let a command with other overrides write job folders into an existing sweep's folder
+        raise InvalidInput(
+            f"{typed.partition('=')[0]}: set by -m resume=<sweep folder>, which runs that sweep's own jobs; "
+            "expected python scripts/train.py -m resume=<sweep folder>"
+        )
     if not any(arg in ("-m", "--multirun") for arg in args):
         return None
     folder = next((arg.partition("=")[2] for arg in args if arg.startswith("resume=")), None)
