@@ -34,7 +34,7 @@ lint: setup-dev
 	$(PY) -m ruff format --check .
 
 tensorboard: setup
-	$(PY) scripts/tensorboard.py $(ARGS)
+	$(PY) scripts/open_tensorboard.py $(ARGS)
 
 # Target 1 is measured in what `make train` creates too: a second venv without the dev and optuna extras.
 LEAN_VENV ?= .venv-lean

@@ -239,7 +239,7 @@ def free_port() -> int:
 def tensorboard_server(logdir: Path, command: list[str] | None = None, cwd: Path | None = None) -> Iterator[Any]:
     """A real `tensorboard` server on 127.0.0.1 for `logdir`; yields `api(path, body=None)` for its JSON.
 
-    `command`: how it is started instead of `tensorboard --logdir <logdir>` (`scripts/tensorboard.py`, say)."""
+    `command`: how it is started instead of `tensorboard --logdir <logdir>` (`scripts/open_tensorboard.py`, say)."""
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
     command = command or [str(tensorboard), "--logdir", str(logdir)]

@@ -1,8 +1,9 @@
-"""`python scripts/tensorboard.py` (`make tensorboard`): the latest sweep by default, every fit picture kept, and a
+"""`python scripts/open_tensorboard.py` (`make tensorboard`): the latest sweep by default, every fit picture kept, and a
 folder with more runs than TensorBoard ticks said (`linreg.dashboard`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ def _outputs(tmp_path: Path) -> Path:
     return outputs
 
 
+@pytest.mark.parametrize("script", sorted(path.stem for path in (REPO / "scripts").glob("*.py")))
+def test_no_script_hides_a_package(script):
+    """scripts/ is first on the path of its scripts and of joblib's workers: a scripts/tensorboard.py made every
+    joblib job fail with "TensorBoard logging requires TensorBoard version 1.15 or above"."""
+    assert importlib.util.find_spec(script) is None, script
+
+
 def test_the_default_is_the_latest_sweep(tmp_path):
     outputs = _outputs(tmp_path)
     assert default_folder(outputs) == outputs / "multirun" / "2026-12-07" / "09-30-00.000001"
@@ -63,7 +71,7 @@ def test_make_tensorboard_serves_the_latest_sweep_with_every_picture(tmp_path):
     outputs = _outputs(tmp_path)
     latest = outputs / "multirun" / "2026-12-07" / "09-30-00.000001"
     _run(latest / "lr=0.2", images=IMAGES)
-    script = [sys.executable, str(REPO / "scripts" / "tensorboard.py")]
+    script = [sys.executable, str(REPO / "scripts" / "open_tensorboard.py")]
     with tensorboard_server(latest, command=script, cwd=tmp_path) as api:
 
         def pictures() -> list:
@@ -75,11 +83,11 @@ def test_make_tensorboard_serves_the_latest_sweep_with_every_picture(tmp_path):
     assert sorted(runs) == ["lr=0.1", "lr=0.2"]  # the latest sweep's jobs, not the older sweep's or the runs
     assert len(shown) == IMAGES
     make = subprocess.run(["make", "-n", "tensorboard"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert "scripts/tensorboard.py" in make.stdout
+    assert "scripts/open_tensorboard.py" in make.stdout
 
 
 @pytest.mark.e2e
 def test_no_runs_yet_is_one_line(tmp_path):
-    result = run_command(["scripts/tensorboard.py"], cwd=tmp_path)
+    result = run_command(["scripts/open_tensorboard.py"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == "error: folder: no such folder 'outputs'; expected a run first: python scripts/train.py\n"

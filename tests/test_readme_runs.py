@@ -41,7 +41,7 @@ LONGLEY_COMMANDS = [c for c in README_COMMANDS if "longley.csv" in c]
 NIST_COMMANDS = [c for c in README_COMMANDS if "nist_suite.py" in c]
 # scripts/screenshots.py runs the README's sweep and Chromium: tests/test_screenshots.py runs it on a shorter one.
 SCREENSHOTS = "python scripts/screenshots.py"
-TENSORBOARD = "python scripts/tensorboard.py"  # a server: started, read and stopped by its test
+TENSORBOARD = "python scripts/open_tensorboard.py"  # a server: started, read and stopped by its test
 TESTED_ELSEWHERE = (SCREENSHOTS, TENSORBOARD, *LONGLEY_COMMANDS, *NIST_COMMANDS)
 # Each distinct command once (tests/readme.py's run_readme_commands), in the pages' order.
 RUN_COMMANDS = list(
@@ -438,8 +438,8 @@ def test_readme_torchrun_command_on_two_nodes_equals_the_single_process_run(read
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_tensorboard_command_serves_the_runs(readme, workdir):
-    """`python scripts/tensorboard.py outputs` on the README's runs (the default folder: tests/test_dashboard.py)."""
-    script = [sys.executable, str(REPO / "scripts" / "tensorboard.py"), "outputs"]
+    """`python scripts/open_tensorboard.py outputs` on the README's runs (its default: tests/test_dashboard.py)."""
+    script = [sys.executable, str(REPO / "scripts" / "open_tensorboard.py"), "outputs"]
     with tensorboard_server(workdir / "outputs", command=script, cwd=workdir) as api:
         runs = api("/data/runs")
     assert len([run for run in runs if run.startswith("runs/")]) >= 5

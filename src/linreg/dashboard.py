@@ -1,4 +1,4 @@
-"""Which runs TensorBoard shows: `python scripts/tensorboard.py [folder]` (and `make tensorboard`).
+"""Which runs TensorBoard shows: `python scripts/open_tensorboard.py [folder]` (and `make tensorboard`).
 
 TensorBoard's run list ticks only the first 40 runs of a log folder that holds more (its
 `MAX_NUM_RUNS_TO_ENABLE_BY_DEFAULT`), so `--logdir outputs` after a few sweeps looks empty; and it keeps 10
@@ -37,7 +37,7 @@ def notes(folder: Path, chosen: bool) -> list[str]:
     count = len(runs_in(folder))
     lines = [f"TensorBoard on {folder} ({count} runs)"]
     if not chosen:
-        lines[0] += "; every run: python scripts/tensorboard.py outputs"
+        lines[0] += "; every run: python scripts/open_tensorboard.py outputs"
     if count > TICKED_RUNS:
         lines.append(
             f"note: TensorBoard ticks the first {TICKED_RUNS} of these {count} runs; type a sweep's folder name "

@@ -1,8 +1,10 @@
-"""TensorBoard on the latest sweep, or on a folder: `python scripts/tensorboard.py [folder] [tensorboard flags]`.
+"""TensorBoard on the latest sweep, or on a folder: `python scripts/open_tensorboard.py [folder] [flags]`.
 
-`make tensorboard` runs it. Without a folder: the latest sweep under outputs/multirun (all of outputs/ when there
-is none). Every fit picture is kept (`--samples_per_plugin images=1000`). Flags after the folder go to tensorboard
-(`--port 6007`, `--bind_all`). Why not all of outputs/ by default: `linreg.dashboard`.
+`make tensorboard` runs it. Without a folder: the latest sweep under outputs/multirun (all of outputs/ when
+there is none). Every fit picture is kept (`--samples_per_plugin images=1000`). Flags after the folder go to
+tensorboard (`--port 6007`, `--bind_all`). Why not all of outputs/ by default: `linreg.dashboard`. Not named
+tensorboard.py: scripts/ comes first on the path of every script here and of joblib's workers, where that name
+would hide the tensorboard package.
 """
 
 import os
