@@ -2,12 +2,16 @@
 
 import math
 
+import lightning as L
 import pytest
 import torch
 
+from linreg import hardware
 from linreg.data import IndexBatches, RegressionDataModule
 from linreg.errors import InvalidInput
-from linreg.sources import CsvData, SeedData, SyntheticData
+from linreg.sources import CsvData, SeedData, Split, SyntheticData
+
+NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (these CI machines have none)")
 
 
 def test_seed_data_is_the_notebooks():
@@ -59,6 +63,105 @@ def test_ranks_split_the_same_permutation_into_disjoint_shards():
         shards.append(torch.cat(list(sampler)).tolist())
     assert not set(shards[0]) & set(shards[1])
     assert sorted(shards[0] + shards[1]) == list(range(10))
+
+
+def todays_stream(rows: int, batch_size: int, seed: int, epochs: int) -> list[list[int]]:
+    """The rows of each batch as the CPU sampler drew them before batches were cut on a device: epoch e's
+    order from torch's CPU generator seeded with (seed, e). Pinned, so that no device changes a record."""
+    stream = []
+    for epoch in range(epochs):
+        order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        stream += [piece.tolist() for piece in order.split(batch_size)]
+    return stream
+
+
+@pytest.mark.parametrize("stop", [0, 5, 7, 8, 14])
+def test_orders_drawn_ahead_are_todays_stream_resumed_anywhere(stop):
+    """On an accelerator one sampler draws the next epoch's order while an epoch trains; served from `stop` on,
+    with the first epoch cut short after 2 batches as Lightning may do, it is today's stream's tail."""
+    step = stop
+    sampler = IndexBatches(20, 3, shuffle=True, seed=2, position=lambda: step, prefetch=True)
+    served = []
+    while step < 35:
+        batches = [batch.tolist() for batch in sampler]
+        taken = batches[:2] if step == stop else batches
+        served += taken
+        step += len(taken)
+    assert served == todays_stream(20, 3, seed=2, epochs=5)[stop:35]
+
+
+@pytest.mark.parametrize("batch_size", [3, None])
+def test_batches_are_cut_on_the_device_the_data_is_on(batch_size):
+    """A split on 'meta' (a device that holds no values) is served as batches on 'meta' of the CPU's shapes, cut
+    with indices on 'meta' (a slice for the full batch): nothing is made on the CPU and copied over."""
+    datamodule = RegressionDataModule(SeedData(), batch_size=batch_size)
+    x, y = torch.arange(20.0).reshape(10, 2), torch.arange(10.0).reshape(10, 1)
+    on_cpu = datamodule._loader(Split(x, y), shuffle=True, sharded=True)
+    on_meta = datamodule._loader(Split(x.to("meta"), y.to("meta")), shuffle=True, sharded=True)
+    assert [[t.shape for t in batch] for batch in on_meta] == [[t.shape for t in batch] for batch in on_cpu]
+    assert {t.device.type for batch in on_meta for t in batch} == {"meta"}
+    indices = list(on_meta.sampler)
+    assert len(indices) == (4 if batch_size else 1)
+    assert all(index.device.type == "meta" for index in indices) if batch_size else indices == [slice(0, 10)]
+
+
+class BatchRecorder(L.LightningModule):
+    """Trains nothing (lr 0): keeps every training batch's inputs, and the device each came on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(2, 1))
+        self.batches: list[torch.Tensor] = []
+        self.devices: set[str] = set()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        self.batches.append(x.cpu())
+        self.devices.add(x.device.type)
+        return torch.nn.functional.mse_loss(x @ self.weight, y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _fit(accelerator: str, batch_size: int | None, steps: int, checkpoint=None) -> tuple[BatchRecorder, object]:
+    datamodule = RegressionDataModule(SyntheticData(n_samples=50, n_features=2), batch_size=batch_size, shuffle_seed=5)
+    model = BatchRecorder()
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+    return model, trainer
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", pytest.param("gpu", marks=NO_GPU)])
+@pytest.mark.parametrize("batch_size", [6, None])
+def test_a_fit_trains_on_todays_batches_on_any_device_and_across_a_resume(tmp_path, accelerator, batch_size):
+    """40 training rows in batches of 6 (7 a epoch) or the full batch, 20 steps: the batches a Trainer trains on,
+    in one go or stopped at step 9 and resumed from its checkpoint, are today's CPU stream, in order and value.
+    On a GPU they come from the GPU's memory already (Lightning copies nothing)."""
+    x = SyntheticData(n_samples=50, n_features=2).load().train.x.float()
+    expected = [x[rows] for rows in todays_stream(40, 6, seed=5, epochs=3)[:20]] if batch_size else [x] * 20
+    whole, _ = _fit(accelerator, batch_size, 20)
+    first, trainer = _fit(accelerator, batch_size, 9)
+    trainer.save_checkpoint(tmp_path / "step9.ckpt")
+    rest, _ = _fit(accelerator, batch_size, 20, checkpoint=tmp_path / "step9.ckpt")
+    for served in (whole.batches, first.batches + rest.batches):
+        assert len(served) == 20
+        assert all(torch.equal(a, b) for a, b in zip(served, expected, strict=True))
+    assert whole.devices == rest.devices == {"cuda" if accelerator == "gpu" else "cpu"}
+
+
+def test_only_a_cuda_gpu_says_how_much_memory_the_data_may_take():
+    assert hardware.device_room(torch.device("cpu")) is None
+    assert hardware.device_room(torch.device("meta")) is None
+
+
+@NO_GPU
+def test_a_gpus_room_for_the_data_is_a_share_of_what_it_has():
+    _free, total = torch.cuda.mem_get_info()
+    assert 0 < hardware.device_room(torch.device("cuda")) <= hardware.USABLE_SHARE * total
 
 
 def _tensors(splits):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from linreg.data import RegressionDataModule
+from linreg.data import IndexBatches, RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.sources import CsvData
 
@@ -55,6 +55,31 @@ def test_valid_tables_are_served_whole_every_epoch(tmp_path, table, batch_size, 
         xs = torch.cat([x for x, _ in batches])
         assert all(len(x) <= (batch_size or len(splits.train)) for x, _ in batches)
         assert sorted(map(tuple, xs.tolist())) == sorted(map(tuple, splits.train.x.tolist()))
+
+
+@SETTINGS
+@given(
+    shape=st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n))),
+    seed=st.integers(0, 2**32 - 1),
+    stop=st.integers(0, 30),
+    prefetch=st.booleans(),
+)
+def test_the_stream_resumed_at_any_step_is_one_order_per_epoch_drawn_on_the_cpu(shape, seed, stop, prefetch):
+    """Whatever the step a run resumes at, and whether the next epoch's order is drawn ahead (on an accelerator)
+    or in turn, one sampler serves epoch after epoch the CPU generator's order for (seed, epoch), cut in batches."""
+    rows, batch_size = shape
+    per_epoch = math.ceil(rows / batch_size)
+    step = stop
+    sampler = IndexBatches(rows, batch_size, shuffle=True, seed=seed, position=lambda: step, prefetch=prefetch)
+    served = []
+    for _ in range(3):
+        batches = [batch.tolist() for batch in sampler]
+        served += batches
+        step += len(batches)
+    epochs = range(stop // per_epoch, step // per_epoch)
+    orders = [torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + e)) for e in epochs]
+    expected = [piece.tolist() for order in orders for piece in order.split(batch_size)]
+    assert served == expected[stop % per_epoch :]
 
 
 @SETTINGS

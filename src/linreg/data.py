@@ -2,6 +2,8 @@
 
 Batches are cut with one index operation per batch (a slice, or one fancy-index when shuffled) instead of
 `DataLoader(TensorDataset(...))`'s sample-by-sample indexing and collating, which is several times slower.
+On an accelerator the splits are moved to its memory once, when they fit there, and batches are cut there: a
+batch gathered on the CPU and copied over each step cost a GPU about 10x its step (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from linreg import least_squares
+from linreg import hardware, least_squares
 from linreg.checks import require_count
 from linreg.errors import InvalidInput
 from linreg.least_squares import Optimum
@@ -24,6 +28,9 @@ from linreg.sources import Source, Split, Splits
 from linreg.standardization import Standardization
 
 WHITEN = "whiten"  # data.standardize=whiten: standardized, then whitened (linreg.standardization)
+
+# Computes the next epoch's shuffled order while this epoch trains on an accelerator (see `IndexBatches`).
+_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-next-epoch-order")
 
 
 class IndexBatches(Sampler):
@@ -38,6 +45,12 @@ class IndexBatches(Sampler):
 
     `repeat` serves the epoch's batches that many times over: the full batch is served `iters` times in one
     epoch, so that Lightning's per-epoch work (loader and hook set-up) runs once per run, not once per step.
+
+    A shuffled epoch's order is always drawn on the CPU, from the CPU generator (the order is then the same
+    on every device, and a resumed or GPU run trains on the batches a CPU run does), and moved to `device`, the
+    device the data is on, once per epoch; the batches' index tensors are its pieces there. `prefetch` draws
+    the next epoch's order in a background thread while this epoch trains (torch releases the GIL): drawing
+    1.6 million rows' order takes 75-160 ms on one core here, longer than a GPU's whole epoch of them.
     """
 
     def __init__(
@@ -50,9 +63,13 @@ class IndexBatches(Sampler):
         world_size: int = 1,
         position: Callable[[], int] = lambda: 0,
         repeat: int = 1,
+        device: torch.device | str = "cpu",
+        prefetch: bool = False,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size, self.position, self.repeat = rank, world_size, position, repeat
+        self.device, self.prefetch = torch.device(device), prefetch
+        self._ahead: tuple[int, Future[Tensor]] | None = None  # (epoch, its order being drawn)
 
     def _shard(self) -> tuple[int, int]:
         """This rank's equal share of the positions: [start, stop)."""
@@ -68,17 +85,29 @@ class IndexBatches(Sampler):
 
     def _batches(self, epoch: int) -> Iterator[slice | Tensor]:
         lo, hi = self._shard()
+        if self.shuffle:
+            batches: list[slice] | tuple[Tensor, ...] = self._order(epoch).split(self.batch_size)
+        else:
+            batches = [slice(start, min(start + self.batch_size, hi)) for start in range(lo, hi, self.batch_size)]
         for _ in range(self.repeat):
-            if self.shuffle:
-                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-                yield from torch.randperm(self.n, generator=generator)[lo:hi].split(self.batch_size)
-            else:
-                for start in range(lo, hi, self.batch_size):
-                    yield slice(start, min(start + self.batch_size, hi))
+            yield from batches
+
+    def _order(self, epoch: int) -> Tensor:
+        """This rank's share of `epoch`'s shuffled order, on `device`; the next epoch's drawn meanwhile if asked."""
+        ahead, self._ahead = self._ahead, None
+        order = ahead[1].result() if ahead is not None and ahead[0] == epoch else self._draw(epoch)
+        if self.prefetch:
+            self._ahead = (epoch + 1, _AHEAD.submit(self._draw, epoch + 1))
+        return order.to(self.device)
+
+    def _draw(self, epoch: int) -> Tensor:
+        lo, hi = self._shard()
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=generator)[lo:hi]
 
 
 class InMemoryDataset(Dataset):
-    """Indexed by a whole batch at once (see `IndexBatches`), not by one sample."""
+    """Indexed by a whole batch at once (see `IndexBatches`), not by one sample, on the device `split` is on."""
 
     def __init__(self, split: Split) -> None:
         self.split = split
@@ -105,7 +134,8 @@ class RegressionDataModule(L.LightningDataModule):
     says whether the model fits one (`data.intercept` follows `model.bias`): without, the data is scaled but not
     centred and the least-squares optimum goes through the origin. The loaders serve
     float64 when the Trainer trains in float64 (`+trainer.precision=64-true`), float32 otherwise, and a CSV
-    file's numbers reach them without passing through float32.
+    file's numbers reach them without passing through float32. On an accelerator they serve from its memory
+    when the data fits there (`on_device`), in the same order.
     """
 
     def __init__(
@@ -135,6 +165,7 @@ class RegressionDataModule(L.LightningDataModule):
         self._splits: Splits | None = None
         self._standardization: Standardization | None = None
         self._served: tuple[torch.dtype, Splits] | None = None
+        self._on_device: tuple[Splits, torch.device, Splits] | None = None  # (served, device, where batches are cut)
 
     @property
     def name(self) -> str:
@@ -189,6 +220,46 @@ class RegressionDataModule(L.LightningDataModule):
                 served = Splits(*(self._serve(part) for part in (splits.train, splits.val, splits.test)))
             self._served = (self.dtype, served)
         return self._served[1]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the Trainer trains on (its strategy's root device: a rank's own GPU under DDP)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    @property
+    def on_device(self) -> Splits:
+        """The served splits where the loaders cut batches: on an accelerator, copies in its memory, made once,
+        when they fit in what it can give now (`hardware.device_room`); else `served` itself, on the CPU, each
+        batch then copied over by Lightning (one line says so)."""
+        served, device = self.served, self.device
+        if device.type == "cpu":
+            return served
+        if self._on_device is None or self._on_device[0] is not served or self._on_device[1] != device:
+            needed, room = self.device_bytes(served), hardware.device_room(device)
+            if room is not None and needed <= room:
+                with torch.inference_mode(False):  # as in `served`: the first loader may be asked for under it
+                    moved = Splits(*(Split(part.x.to(device), part.y.to(device)) for part in served))
+            else:
+                moved = served
+                free = "it cannot say how much it has free" if room is None else f"it can give {room / 2**20:.0f} MiB"
+                print(
+                    f"warning: data: {device} would need {needed / 2**20:.0f} MiB for the data, and {free}; "
+                    "batches are cut on the CPU and copied over at every step (slower)",
+                    file=sys.stderr,
+                )
+            self._on_device = (served, device, moved)
+        return self._on_device[2]
+
+    def device_bytes(self, served: Splits) -> int:
+        """What serving from an accelerator's memory takes there: the three splits, and with shuffled
+        mini-batches an epoch's order (int64) and the three gathered batches that can be alive at once (the
+        one trained on, the one Lightning fetches ahead, the one being cut). The model's own are negligible."""
+        data = sum(t.numel() * t.element_size() for part in served for t in (part.x, part.y))
+        if not (self.shuffle and self.batch_size is not None):
+            return data  # batches are slices of the splits: views, no copy
+        train = served.train
+        row = train.x[:1].numel() * train.x.element_size() + train.y[:1].numel() * train.y.element_size()
+        return data + len(train) * 8 + 3 * self.batch_size * row
 
     def _serve(self, split: Split) -> Split:
         standardization, dtype = self.standardization, self.dtype
@@ -257,17 +328,19 @@ class RegressionDataModule(L.LightningDataModule):
             world_size=world_size,
             position=(lambda: self.trainer.global_step) if self.trainer and sharded else (lambda: 0),
             repeat=max(repeat, 1),  # max_steps is -1 for a Trainer that counts epochs instead
+            device=split.x.device,
+            prefetch=split.x.device.type != "cpu",  # a CPU's cores are busy cutting batches: nothing to overlap
         )
         return DataLoader(InMemoryDataset(split), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.served.train, shuffle=self.shuffle, sharded=True)
+        return self._loader(self.on_device.train, shuffle=self.shuffle, sharded=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.served.val, shuffle=False)
+        return self._loader(self.on_device.val, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.served.test, shuffle=False)
+        return self._loader(self.on_device.test, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.served.test, shuffle=False)
+        return self._loader(self.on_device.test, shuffle=False)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from linreg.errors import InvalidInput
 
 if TYPE_CHECKING:
+    import torch
     from omegaconf import DictConfig
 
 
@@ -37,11 +38,15 @@ def require_gpus(trainer: DictConfig) -> None:
 # float32 X and Y, their train/val/test copies, and a float64 parse or generation buffer: about 4x the data
 BYTES_PER_VALUE = 4 * 4
 
+# The share of the memory available now that the data may take: the rest is for everything else the run and
+# the machine allocate meanwhile.
+USABLE_SHARE = 0.8
+
 
 def require_memory(key: str, needed: int) -> None:
     """Refuse data that would not fit in the memory available now: a clear error instead of a swap storm."""
     available = available_memory()
-    if needed > 0.8 * available:
+    if needed > USABLE_SHARE * available:
         raise InvalidInput(
             f"{key}: the data needs about {needed / 2**30:.1f} GiB in memory, more than the "
             f"{available / 2**30:.1f} GiB available; expected a smaller data set"
@@ -58,3 +63,16 @@ def available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def device_room(device: torch.device) -> int | None:
+    """Bytes the data may take on the accelerator `device` now: `USABLE_SHARE` of what a CUDA GPU's driver
+    counts as free (other processes' use already taken off) plus what torch's caching allocator holds unused
+    (the driver counts that as used). None where torch cannot say: any device but a CUDA GPU."""
+    if device.type != "cuda":
+        return None
+    import torch  # only here, as in the GPU probes above
+
+    free, _total = torch.cuda.mem_get_info(device)
+    cached_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(USABLE_SHARE * (free + cached_unused))
