@@ -135,6 +135,8 @@ def _fit(accelerator: str, batch_size: int | None, steps: int, checkpoint=None) 
     return model, trainer
 
 
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")  # IndexBatches goes on
 @pytest.mark.parametrize("accelerator", ["cpu", pytest.param("gpu", marks=NO_GPU)])
 @pytest.mark.parametrize("batch_size", [6, None])
 def test_a_fit_trains_on_todays_batches_on_any_device_and_across_a_resume(tmp_path, accelerator, batch_size):

@@ -29,9 +29,6 @@ from linreg.standardization import Standardization
 
 WHITEN = "whiten"  # data.standardize=whiten: standardized, then whitened (linreg.standardization)
 
-# Computes the next epoch's shuffled order while this epoch trains on an accelerator (see `IndexBatches`).
-_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-next-epoch-order")
-
 
 class IndexBatches(Sampler):
     """Yields one index object per batch: a slice in order (a view, no copy) or an index tensor when shuffled.
@@ -70,6 +67,7 @@ class IndexBatches(Sampler):
         self.rank, self.world_size, self.position, self.repeat = rank, world_size, position, repeat
         self.device, self.prefetch = torch.device(device), prefetch
         self._ahead: tuple[int, Future[Tensor]] | None = None  # (epoch, its order being drawn)
+        self._drawer: ThreadPoolExecutor | None = None  # made on first use: its thread, in the process that uses it
 
     def _shard(self) -> tuple[int, int]:
         """This rank's equal share of the positions: [start, stop)."""
@@ -97,7 +95,8 @@ class IndexBatches(Sampler):
         ahead, self._ahead = self._ahead, None
         order = ahead[1].result() if ahead is not None and ahead[0] == epoch else self._draw(epoch)
         if self.prefetch:
-            self._ahead = (epoch + 1, _AHEAD.submit(self._draw, epoch + 1))
+            self._drawer = self._drawer or ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-epoch-order")
+            self._ahead = (epoch + 1, self._drawer.submit(self._draw, epoch + 1))
         return order.to(self.device)
 
     def _draw(self, epoch: int) -> Tensor:
