@@ -2,8 +2,9 @@
 
 Batches are cut with one index operation per batch (a slice, or one fancy-index when shuffled) instead of
 `DataLoader(TensorDataset(...))`'s sample-by-sample indexing and collating, which is several times slower.
-On an accelerator the splits are moved to its memory once, when they fit there, and batches are cut there: a
-batch gathered on the CPU and copied over each step cost a GPU about 10x its step (docs/scaling.md).
+On an accelerator the splits are moved to its memory once, when they fit there, and batches are cut there:
+gathered on the CPU and copied over at every step, batches of 65536 reached 0.085x the samples per second of a
+plain CUDA loop on an H200 (docs/scaling.md).
 """
 
 from __future__ import annotations
