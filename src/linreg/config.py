@@ -172,10 +172,11 @@ def refuse_live_text(node: object, key: str = "") -> None:
         )
 
 
-# Resolvers that stay inside the config and the run: the time, Hydra's own settings, the run folder's name. Any
-# other (oc.env, oc.create, oc.decode, ...) reads the environment or builds nodes: refused in overrides and
-# saved configs, which are data. A plain `${key}` is not a resolver and stays allowed.
-ALLOWED_RESOLVERS = ("now", "hydra", "run_name")
+# Resolvers that stay inside the config and the run: the time, Hydra's own settings, the run folder's name, a key
+# of the config with a default (`oc.select`: conf/datamodule.yaml reads model.bias with it). Any other (oc.env,
+# oc.create, oc.decode, ...) reads the environment or builds nodes: refused in overrides and saved configs, which
+# are data. A plain `${key}` is not a resolver and stays allowed.
+ALLOWED_RESOLVERS = ("now", "hydra", "run_name", "oc.select")
 _INTERPOLATION_HEAD = re.compile(r"\$\{([^:}]*)(:?)")  # what follows `${`: a key, or a resolver's name and `:`
 
 
