@@ -18,6 +18,8 @@ CASES = [
     ([TRAIN, "data=csv", "data.source.path={one_row}"], "1 rows are too few to split into train"),
     ([TRAIN, "data=csv", "data.source.path={ok}", "data.source.target=price"], "data.source.target: no column"),
     ([TRAIN, "data=synthetic", "data.source.n_samples=2"], "error: data.source.n_samples: 2 is not allowed"),
+    ([TRAIN, "data.batch_size=-4"], "error: data.batch_size: -4 is not allowed"),
+    ([TRAIN, "data.standardize=maybe"], "error: data.standardize: 'maybe' is not allowed; expected true, false"),
     ([TRAIN, "resume={folder}/nosuch"], "error: resume: '{folder}/nosuch' is not a run folder"),
     ([TRAIN, "resume={diverged}"], "error: resume: the run in {diverged} diverged"),
     ([PREDICT, "{folder}/nosuch", "abc"], "error: x: 'abc' is not a number"),

@@ -53,3 +53,20 @@ def require_sizes(key: str, value: object) -> None:
     """A list of whole numbers >= 1, such as layer sizes (an empty list is allowed)."""
     if not isinstance(value, list | tuple) or not all(type(n) is int and n >= 1 for n in value):
         raise InvalidInput(f"{key}: {value!r} is not allowed; expected a list of whole numbers >= 1")
+
+
+WHITEN = "whiten"  # data.standardize=whiten: standardized, then whitened (linreg.standardization)
+
+
+def require_loader_settings(
+    batch_size: object, shuffle: object, shuffle_seed: object, standardize: object, intercept: object
+) -> None:
+    """The DataModule's own settings (`data.batch_size`, ...): checked by `linreg.config` before torch's import,
+    and by the DataModule itself when it is built from Python."""
+    require_count("data.batch_size", batch_size, minimum=1, optional=True)
+    for key, value in (("data.shuffle", shuffle), ("data.intercept", intercept)):
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{key}: {value!r} is not allowed; expected true or false")
+    if not isinstance(standardize, bool) and standardize != WHITEN:
+        raise InvalidInput(f"data.standardize: {standardize!r} is not allowed; expected true, false or {WHITEN}")
+    require_count("data.shuffle_seed", shuffle_seed, minimum=0, maximum=2**32 - 1)

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from linreg.checks import require_count, require_float32, require_number
+from linreg.checks import require_count, require_float32, require_loader_settings, require_number
 from linreg.errors import InvalidInput
 from linreg.hardware import require_gpus
 from linreg.record import MONITORABLE, OBJECTIVES
@@ -146,11 +146,16 @@ TRAINER_KEYS_THAT_BREAK_A_PROMISE = {
 # The module whose sources are built to check them before torch's import: building one needs numpy at most.
 # Any other source (a class of yours) is built, and checks its keys, with the DataModule once Lightning is in.
 TORCH_FREE_SOURCES = "linreg.sources"
+DATAMODULE = "linreg.data.RegressionDataModule"
 
 
 def require_source(data: DictConfig) -> None:
-    """Build the data source once, to have it check its keys and data (a CSV file's form, header and cells)
-    before torch's import; the run builds it again with its DataModule, from the reading made here."""
+    """Check this project's DataModule settings and build its data source once, to have it check its keys and
+    data (a CSV file's form, header and cells) before torch's import; the run builds it again with its
+    DataModule, from the reading made here."""
+    if data.get("_target_") == DATAMODULE:  # with its constructor's defaults for what the config leaves out
+        settings = {"batch_size": None, "shuffle": True, "shuffle_seed": 0, "standardize": False, "intercept": True}
+        require_loader_settings(*(data.get(key, default) for key, default in settings.items()))
     source = data.get("source")
     if isinstance(source, DictConfig) and str(source.get("_target_")).startswith(TORCH_FREE_SOURCES + "."):
         build("data.source", source)

@@ -22,13 +22,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from linreg import hardware, least_squares
-from linreg.checks import require_count
+from linreg.checks import WHITEN, require_loader_settings
 from linreg.errors import InvalidInput
 from linreg.least_squares import Optimum
 from linreg.sources import Source, Split, Splits
 from linreg.standardization import Standardization
-
-WHITEN = "whiten"  # data.standardize=whiten: standardized, then whitened (linreg.standardization)
 
 
 class IndexBatches(Sampler):
@@ -148,13 +146,7 @@ class RegressionDataModule(L.LightningDataModule):
         intercept: bool = True,
     ) -> None:
         super().__init__()
-        require_count("data.batch_size", batch_size, minimum=1, optional=True)
-        for key, value in (("data.shuffle", shuffle), ("data.intercept", intercept)):
-            if not isinstance(value, bool):
-                raise InvalidInput(f"{key}: {value!r} is not allowed; expected true or false")
-        if not isinstance(standardize, bool) and standardize != WHITEN:
-            raise InvalidInput(f"data.standardize: {standardize!r} is not allowed; expected true, false or {WHITEN}")
-        require_count("data.shuffle_seed", shuffle_seed, minimum=0, maximum=2**32 - 1)
+        require_loader_settings(batch_size, shuffle, shuffle_seed, standardize, intercept)
         if not callable(getattr(source, "load", None)):
             raise InvalidInput(
                 f"data.source: {source!r} is not allowed; expected a source, as in data=seed, synthetic or csv"
