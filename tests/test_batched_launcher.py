@@ -138,3 +138,32 @@ def test_a_members_gradient_is_that_of_its_own_loss_and_a_stopped_member_does_no
     stacked.on_after_backward()
     optimizer.step()
     assert all(torch.equal(p, q) for p, q in zip(before, stacked.member_parameters(0), strict=True))
+
+
+def test_a_jobs_config_copied_with_its_values_equals_hydras_own_composition() -> None:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from linreg.batched_compose import SweepConfigs
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(Path("conf").resolve())))
+    master = loader.load_configuration("train", ["lr=0.1,0.2", "hydra/launcher=batched"], RunMode.MULTIRUN)
+    configs = SweepConfigs(loader)
+    jobs = [
+        ["lr=0.01", "iters=5", "optimizer.momentum=0.5"],
+        ["lr=0.02", "iters=7", "optimizer.momentum=0"],  # the same keys: a copy of the first with these values
+        ["data=synthetic", "lr=0.5"],  # another config chosen: composed by Hydra
+        ["data=synthetic", "lr=0.25"],
+        ["+extra=1", "lr=0.1"],  # an added key: composed by Hydra
+        ["lr=${iters}", "iters=3"],  # an interpolation stays one
+        ["lr=0.1", "iters=3"],
+    ]
+    for job in jobs:
+        ours = configs.load_sweep_config(master, job)
+        assert configs.load_sweep_config(master, job) is ours  # the sweeper's check's config goes to the launcher
+        hydras = loader.load_sweep_config(master, job)
+        assert OmegaConf.to_container(ours) == OmegaConf.to_container(hydras), job
+        assert OmegaConf.is_struct(ours) and ours.hydra.job.override_dirname == hydras.hydra.job.override_dirname
+    assert len(configs._composed) == 4  # lr/iters/momentum, data=synthetic, +extra, lr/iters

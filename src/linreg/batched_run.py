@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
+from torch import Tensor
 
 from linreg import measurements, record
 from linreg.batched import StackedLinear, member_scores
@@ -31,8 +31,7 @@ from linreg.build import quiet_lightning
 from linreg.data import RegressionDataModule
 from linreg.errors import InvalidInput
 from linreg.fit_pictures import FILE as PICTURE_FILE
-from linreg.fit_pictures import TAG as PICTURE_TAG
-from linreg.fit_pictures import FitPicture, FitPictures
+from linreg.fit_pictures import FitPicture, FitPictures, encode_png, log_png
 from linreg.hparams import log_hparams
 from linreg.interrupt import GracefulInterrupt
 from linreg.least_squares import Optimum
@@ -69,7 +68,7 @@ class Member:
     iters: int  # its own (a plain int: read at every step, where a config's attribute costs microseconds)
     steps: int = 0
     stopped: bool = False  # at its iters, at a divergence, or when the batched run ended
-    pixels: np.ndarray | None = field(default=None, repr=False)  # its last fit picture, for fit.png
+    png: bytes | None = field(default=None, repr=False)  # its last fit picture, for fit.png
 
 
 class BatchedRun:
@@ -191,8 +190,8 @@ class BatchedRun:
                 wall_s=round(self.wall_s, 4),
             )  # fmt: skip
             log_hparams(member.loggers, result, job.cfg)
-            if member.pixels is not None:
-                _save_picture(member.pixels, job.run_dir / PICTURE_FILE)
+            if member.png is not None:
+                record.write_atomically(job.run_dir / PICTURE_FILE, member.png)
             record.write(job.run_dir, result)
         return result
 
@@ -225,16 +224,6 @@ def _log(member: Member, scores: dict[str, float], step: int) -> None:
         logger.log_metrics(tags, step=step)
 
 
-def _save_picture(pixels: np.ndarray, path: Path) -> None:
-    import io
-
-    from matplotlib.image import imsave
-
-    png = io.BytesIO()
-    imsave(png, pixels, format="png")
-    record.write_atomically(path, png.getvalue())
-
-
 class MemberSchedule(L.Callback):
     """After each optimizer step of the batched run: every member still training takes its step's loss
     (`LossCurve`: logged, divergence noted), stops at its own iters or divergence, and is validated and
@@ -243,7 +232,12 @@ class MemberSchedule(L.Callback):
     def __init__(self, run: BatchedRun) -> None:
         self.run = run
         self.val_every = run.cfg.trainer.get("val_check_interval")
+        self.log_every = run.members[0].curve.log_every if run.members else 1  # the trainer's: one for all
+        self.last_steps = {member.iters for member in run.members}
         self.picture: FitPicture | None = None
+        # A step where no member logs, validates, draws, stops or diverges only keeps its losses here: the curves
+        # take them when the next step does something (the last finite loss before a divergence is drawn).
+        self.pending: tuple[int, Tensor] | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: StackedLinear) -> None:
         self._validate(pl_module, range(len(self.run.members)), 0)  # step 0, as a run's validation before fit
@@ -251,26 +245,45 @@ class MemberSchedule(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: StackedLinear, outputs, batch, batch_idx) -> None:
         step, members = trainer.global_step, self.run.members
-        losses = pl_module.losses.tolist()
+        losses = pl_module.losses.detach()
+        validating = bool(self.val_every) and step % self.val_every == 0
+        drawing = step >= 100 and _power_of_ten(step)
+        quiet = not (validating or drawing or step % self.log_every == 0 or step == 1 or step in self.last_steps)
+        if quiet and bool(torch.isfinite(losses).logical_or(~pl_module.active).all()):
+            self.pending = step, losses
+            return
+        self._take_pending()
         stepped = [k for k, member in enumerate(members) if not member.stopped]
-        ending = []
-        for k in stepped:
-            member = members[k]
-            member.steps = step
-            if member.curve.add(step, losses[k]) or step >= member.iters:
-                ending.append(k)
-        due = [k for k in stepped if (self.val_every and step % self.val_every == 0) or k in ending]
+        values = losses.tolist()
+        ending = [k for k in stepped if self._take(k, step, values[k]) or step >= members[k].iters]
+        due = [k for k in stepped if validating or k in ending]
         self._validate(pl_module, due, step)
-        self._draw(pl_module, [k for k in stepped if 100 <= step < members[k].iters and _power_of_ten(step)], step)
+        self._draw(pl_module, [k for k in stepped if drawing and step < members[k].iters], step)
         self._stop(pl_module, ending, step)
         if all(member.stopped for member in members):
             trainer.should_stop = True
 
     def stop_all(self, trainer: L.Trainer, pl_module: StackedLinear) -> None:
         """When the batched run ends (interrupted, or every member done): those still training stop here."""
+        self._take_pending()
         going = [k for k, member in enumerate(self.run.members) if not member.stopped]
         self._validate(pl_module, going, trainer.global_step)
         self._stop(pl_module, going, trainer.global_step)
+
+    def _take(self, k: int, step: int, loss: float) -> bool:
+        """Member k's loss at `step` onto its curve; True where it is not finite."""
+        member = self.run.members[k]
+        member.steps = step
+        return member.curve.add(step, loss)
+
+    def _take_pending(self) -> None:
+        if self.pending is not None:
+            step, losses = self.pending
+            values = losses.tolist()
+            for k, member in enumerate(self.run.members):
+                if not member.stopped:
+                    self._take(k, step, values[k])
+            self.pending = None
 
     def _stop(self, pl_module: StackedLinear, ending: Sequence[int], step: int) -> None:
         for k in ending:
@@ -293,21 +306,26 @@ class MemberSchedule(L.Callback):
 
     def _draw(self, pl_module: StackedLinear, members: Sequence[int], step: int, last: bool = False) -> None:
         """Fit pictures of `members` at `step` into their TensorBoard logs; the last one is kept for fit.png.
-        One picture serves them all: the data, axes and legend are drawn once, each member's line over them."""
+        One picture serves them all: the data, axes and legend are drawn once, each member's line over them;
+        members whose weights are equal (step 0 of an lr sweep) share one rendering and one PNG."""
         if not self.run.pictures or not members:
             return
         if self.picture is None:
             self.picture = FitPicture(self.run.datamodule.splits, self.run.datamodule.optimum)
+        drawn: dict[tuple[Any, ...], tuple[bytes, tuple[int, ...]]] = {}
         for k in members:
             member = self.run.members[k]
-            model = member.model.to(pl_module.dtype)
-            pl_module.copy_member_into(k, model.network)
-            pixels = self.picture.render(model, step)
-            for logger in member.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(PICTURE_TAG, pixels, step, dataformats="HWC")
+            diverged_at = member.curve.diverged_at_step
+            state = (diverged_at, *(p.detach().cpu().numpy().tobytes() for p in pl_module.member_parameters(k)))
+            if state not in drawn:
+                model = member.model.to(pl_module.dtype)
+                pl_module.copy_member_into(k, model.network)
+                pixels = self.picture.render(model, step, diverged_at)
+                drawn[state] = encode_png(pixels), pixels.shape
+            png, shape = drawn[state]
+            log_png(member.loggers, png, shape, step)
             if last:
-                member.pixels = pixels.copy()
+                member.png = png
 
 
 def _power_of_ten(step: int) -> bool:

@@ -23,6 +23,12 @@ class BatchedLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from linreg.batched_compose import SweepConfigs
+
+        # The sweeper holds the same context: its check that every job composes then composes as cheaply, and
+        # the configs it made are the ones launched.
+        if not isinstance(hydra_context.config_loader, SweepConfigs):
+            hydra_context.config_loader = SweepConfigs(hydra_context.config_loader)
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
