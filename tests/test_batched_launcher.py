@@ -6,12 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import compose_config, run_command
+from conftest import REPO, compose_config, read_json, run_command, snapshot, train_command, wait_for
 
 from linreg.batched_launch import batch_key, differing_keys
 
@@ -167,3 +172,44 @@ def test_a_jobs_config_copied_with_its_values_equals_hydras_own_composition() ->
         assert OmegaConf.to_container(ours) == OmegaConf.to_container(hydras), job
         assert OmegaConf.is_struct(ours) and ours.hydra.job.override_dirname == hydras.hydra.job.override_dirname
     assert len(configs._composed) == 4  # lr/iters/momentum, data=synthetic, +extra, lr/iters
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_batched_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_run(tmp_path: Path) -> None:
+    uncut_dir = tmp_path / "uncut"
+    assert train_command(tmp_path, "lr=0.01", "iters=8000", run_dir=uncut_dir).returncode == 0
+    uncut = read_json(uncut_dir / "results.json")
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "-m", "lr=0.01", "iters=500,8000"]
+    process = subprocess.Popen(
+        [*command, "hydra/launcher=batched"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    sweeps = tmp_path / "outputs" / "multirun"
+    records = lambda job: [path / job / "results.json" for path in sweeps.glob("*/*")]  # noqa: E731
+    # both members start together (their records say running); the 500-step one ends inside the batched run
+    wait_for(lambda: all(any(r.exists() for r in records(job)) for job in ("iters=500,lr=0.01", "iters=8000,lr=0.01")))
+    time.sleep(2.0)  # past step 500, into the 8000 steps (several seconds)
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    sweep = next(sweeps.glob("*/*"))
+    assert f"continue the sweep with: python scripts/train.py -m resume={sweep.relative_to(tmp_path)}" in stdout
+    finished, cut = sweep / "iters=500,lr=0.01", sweep / "iters=8000,lr=0.01"
+    assert read_json(finished / "results.json")["status"] == "ok"
+    cut_record = read_json(cut / "results.json")
+    assert cut_record["status"] == "interrupted" and 500 < cut_record["steps"] < 8000
+    assert (cut / "checkpoints" / "last.ckpt").is_file() and (cut / ".hydra" / "config.yaml").is_file()
+    untouched, record_bytes = snapshot(finished), (finished / "results.json").read_bytes()
+
+    continued = run_command(["scripts/train.py", "-m", f"resume={sweep.relative_to(tmp_path)}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr
+    assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
+    assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
+    record = read_json(cut / "results.json")
+    assert record["status"] == "ok" and record["steps"] == 8000
+    assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
+    for key in ("weight", "bias", "val_mse", "train_loss", "test_mse"):
+        _assert_close(uncut[key], record[key], key)
+    with (sweep / "summary.csv").open() as table:
+        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=500,lr=0.01", "iters=8000,lr=0.01"]

@@ -157,7 +157,7 @@ def _checked(index: int, sweep_config: DictConfig) -> Any:
             cfg = run_config(task_cfg, overrides)
         except InvalidInput:
             return None
-        return Job(index, sweep_config, cfg, run_dir, overrides)
+        return Job(index, sweep_config, cfg, run_dir, overrides, task_cfg)
     finally:
         hydra_config.cfg = previous
 
@@ -192,7 +192,11 @@ def _run_group(jobs: Sequence[Any], run: Any, task_function: TaskFunction, confi
         run(member.job.index, lambda _cfg, member=member: _finished(batch, member))
     received = batch.interrupt.received
     if received and any(member.record["status"] == "interrupted" for member in batch.members):
-        write_tables(Path(str(config.hydra.sweep.dir)), config.objective)
+        from linreg.record import relative_to_cwd
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        write_tables(sweep_dir, config.objective)
+        print(f"continue the sweep with: python scripts/train.py -m resume={relative_to_cwd(sweep_dir)}")
         sys.exit(128 + signal.Signals(received).value)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from linreg import measurements, record
@@ -53,6 +53,7 @@ class Job:
     cfg: DictConfig  # its run config, resolved and checked (`linreg.resume.run_config`)
     run_dir: Path
     overrides: list[str]
+    task_config: DictConfig  # `config` without `hydra`: what Hydra writes as .hydra/config.yaml
 
 
 @dataclass
@@ -175,6 +176,7 @@ class BatchedRun:
             path = member.job.run_dir / CHECKPOINT
             path.parent.mkdir(parents=True, exist_ok=True)
             self.trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+            _save_run_config(member.job)
 
     def finish(self, member: Member) -> Record:
         """Complete and write one member's record (and its hyperparameters, fit.png), as its own run would."""
@@ -194,6 +196,16 @@ class BatchedRun:
                 record.write_atomically(job.run_dir / PICTURE_FILE, member.png)
             record.write(job.run_dir, result)
         return result
+
+
+def _save_run_config(job: Job) -> None:
+    """The job's .hydra/config.yaml beside its checkpoint, as Hydra's run_job writes it before a basic job
+    trains: a batched job's run_job comes after training, and a sweep killed in between is continued from
+    these two files (`python scripts/train.py -m resume=<sweep folder>`)."""
+    subdir = job.config.hydra.output_subdir
+    if subdir is not None:
+        (job.run_dir / subdir).mkdir(parents=True, exist_ok=True)
+        (job.run_dir / subdir / "config.yaml").write_text(OmegaConf.to_yaml(job.task_config), encoding="utf-8")
 
 
 def _loops_at(loops: dict[str, Any], steps: int, total: int) -> dict[str, Any]:
