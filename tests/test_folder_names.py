@@ -43,7 +43,9 @@ def test_commands_cut_alike_keep_different_names():
     [
         ("lr=0.15000000000000002", "lr-0.15"),
         ("lr=0.04420424869770288", "lr-0.0442"),
-        ("lr=1e-3", "lr-1e-3"),  # as typed where that is as short
+        ("lr=1e-3", "lr-1e-3"),  # as typed where 4 digits hold it all
+        ("lr=1.0", "lr-1.0"),
+        ("lr=0.12345", "lr-0.1235"),
         ("lr=0.001", "lr-0.001"),
         ("iters=100000", "iters-100000"),  # an integer is never rounded
         ("data.source.path=/home/me/data/prices.csv", "data.source.path-prices.csv"),

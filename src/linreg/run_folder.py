@@ -208,7 +208,7 @@ def job_number(number: int, total: int) -> str:
 
 def readable_overrides(overrides: list[str], assign: str = "-", separator: str = "_") -> str:
     """The overrides as a file name a person reads: every key the user set, sorted, with its value shortened:
-    a number to 4 significant digits where that is shorter (`lr-0.15`, not `lr-0.15000000000000002`), a path to
+    a number with more than 4 significant digits to 4 (`lr-0.15`, not `lr-0.15000000000000002`), a path to
     its last part, `resume=<folder>` to `continues-<folder's name>`; only characters that a shell and Hydra's
     override grammar read as text, so the folder can be typed unquoted in `resume=<run folder>`.
 
@@ -261,14 +261,14 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _short_value(value: str) -> str:
-    """A number rounded to 4 significant digits when that is shorter (an integer as it is); a path's last part."""
+    """A number with more than 4 significant digits rounded to 4 (an integer as it is); a path's last part."""
     if re.fullmatch(r"[+-]?\d+", value):
         return value
     try:
         rounded = f"{float(value):.4g}"
     except ValueError:
         return PurePath(value.rstrip("/")).name if "/" in value else value
-    return rounded if len(rounded) < len(value) else value
+    return rounded if float(rounded) != float(value) else value  # as typed where 4 digits hold it all: lr=1.0
 
 
 def _overrides(root: DictConfig) -> list[str]:
