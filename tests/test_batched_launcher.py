@@ -213,3 +213,70 @@ def test_a_batched_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_
         _assert_close(uncut[key], record[key], key)
     with (sweep / "summary.csv").open() as table:
         assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=500,lr=0.01", "iters=8000,lr=0.01"]
+
+
+def test_a_members_job_runner_gives_what_hydras_run_job_gives(tmp_path: Path) -> None:
+    import copy
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    import linreg.run_folder  # noqa: F401  (its resolvers name the job's folder)
+    from linreg.batched_job import run_member_job, without_hydra
+
+    class Calls:  # Hydra's callbacks, as the job runner calls them
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, Any]] = []
+
+        def on_job_start(self, config: Any, task_function: Any) -> None:
+            self.seen.append(("start", OmegaConf.to_container(config)))
+
+        def on_job_end(self, config: Any, job_return: Any) -> None:
+            self.seen.append(("end", job_return))
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(Path("conf").resolve())))
+    master = loader.load_configuration("train", ["lr=0.1,0.2", "hydra/launcher=batched"], RunMode.MULTIRUN)
+    composed = loader.load_sweep_config(master, ["lr=0.02", "iters=7"])
+    with open_dict(composed):
+        composed.hydra.sweep.dir = str(tmp_path / "sweep")
+        composed.hydra.job.id = composed.hydra.job.num = 3
+    seen_in_task: dict[str, Any] = {}
+
+    def task(cfg: Any) -> float:
+        seen_in_task.setdefault("runtime", []).append(HydraConfig.get().runtime.output_dir)
+        seen_in_task.setdefault("lr", []).append(cfg.lr)
+        return 0.5
+
+    hydras_calls, ours_calls = Calls(), Calls()
+    config = copy.deepcopy(composed)
+    theirs = run_job(
+        hydra_context=HydraContext(loader, hydras_calls), task_function=task, config=config,
+        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
+    )  # fmt: skip
+    run_dir = Path(theirs.hydra_cfg.hydra.runtime.output_dir)
+    hydras_files = {path.name: path.read_text() for path in (run_dir / ".hydra").iterdir()}
+    log_file = next(run_dir.glob("*.log"))
+    log_file.unlink()
+    for path in (run_dir / ".hydra").iterdir():
+        path.unlink()
+
+    config = copy.deepcopy(composed)  # as the launcher's checks leave it: its folder set, HydraConfig made once
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(config)
+    ours = run_member_job(HydraContext(loader, ours_calls), task, config, HydraConfig.instance().cfg,
+                          without_hydra(config), None)  # fmt: skip
+    assert {path.name: path.read_text() for path in (run_dir / ".hydra").iterdir()} == hydras_files
+    assert log_file.exists()
+    for field in ("overrides", "working_dir", "task_name", "status", "return_value"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert OmegaConf.to_container(ours.cfg) == OmegaConf.to_container(theirs.cfg)
+    assert OmegaConf.is_struct(ours.cfg) == OmegaConf.is_struct(theirs.cfg)
+    assert OmegaConf.to_container(ours.hydra_cfg) == OmegaConf.to_container(theirs.hydra_cfg)
+    assert seen_in_task == {"runtime": [str(run_dir)] * 2, "lr": [0.02, 0.02]}
+    assert [name for name, _ in ours_calls.seen] == [name for name, _ in hydras_calls.seen] == ["start", "end"]
+    assert ours_calls.seen[0][1] == hydras_calls.seen[0][1] and ours_calls.seen[1][1] is ours

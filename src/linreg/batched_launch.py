@@ -11,7 +11,6 @@ its return value are those of a basic job.
 
 from __future__ import annotations
 
-import copy
 import gc
 import json
 import logging
@@ -27,6 +26,7 @@ from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linreg.batched_job import run_member_job, without_hydra
 from linreg.distributed import uses_ddp
 from linreg.errors import InvalidInput
 from linreg.resume import run_config
@@ -111,10 +111,16 @@ def launch(
         )  # fmt: skip
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
 
+    def run_member(job: Any, task: TaskFunction) -> None:
+        returns[job.index] = run_member_job(
+            hydra_context, task, job.config, job.hydra_config, job.task_config, job.config_yaml
+        )
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+
     for index in alone:
         run(index, task_function)
     for jobs in groups.values():
-        _run_group(jobs, run, task_function, config)
+        _run_group(jobs, run, run_member, task_function, config)
     return [returns[index] for index in range(len(configs))]
 
 
@@ -148,16 +154,14 @@ def _checked(index: int, sweep_config: DictConfig) -> Any:
         run_dir = Path(os.path.abspath(folder / str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))))
         with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
             sweep_config.hydra.runtime.output_dir = str(run_dir)
-        hydra_config.set_config(sweep_config)
-        task_cfg = copy.deepcopy(sweep_config)
-        with read_write(task_cfg), open_dict(task_cfg):
-            del task_cfg["hydra"]
+        hydra_config.set_config(sweep_config)  # what the job's run_member_job holds again
+        task_cfg = without_hydra(sweep_config)
         overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
         try:
             cfg = run_config(task_cfg, overrides)
         except InvalidInput:
             return None
-        return Job(index, sweep_config, cfg, run_dir, overrides, task_cfg)
+        return Job(index, sweep_config, cfg, run_dir, overrides, task_cfg, hydra_config.cfg)
     finally:
         hydra_config.cfg = previous
 
@@ -173,9 +177,10 @@ def _groups_line(groups: dict[str, list[Any]], alone: Sequence[int], total: int)
     return line
 
 
-def _run_group(jobs: Sequence[Any], run: Any, task_function: TaskFunction, config: DictConfig) -> None:
-    """Train one group together, then let each job finish as a Hydra job; a job the group's build refuses, or
-    a group the data refuses, runs the basic way. An interrupted group stops the sweep, as a basic job does."""
+def _run_group(jobs: Sequence[Any], run: Any, run_member: Any, task_function: TaskFunction, config: DictConfig) -> None:
+    """Train one group together, then let each job finish as a Hydra job (`run_member`: `run_job`'s work from
+    the launcher's copies); a job the group's build refuses, or a group the data refuses, runs the basic way
+    (`run`). An interrupted group stops the sweep, as a basic job does."""
     from linreg.batched_run import BatchedRun
     from linreg.sweep import write_tables
 
@@ -189,7 +194,7 @@ def _run_group(jobs: Sequence[Any], run: Any, task_function: TaskFunction, confi
         return
     batch.train()
     for member in batch.members:
-        run(member.job.index, lambda _cfg, member=member: _finished(batch, member))
+        run_member(member.job, lambda _cfg, member=member: _finished(batch, member))
     received = batch.interrupt.received
     if received and any(member.record["status"] == "interrupted" for member in batch.members):
         from linreg.record import relative_to_cwd

@@ -54,6 +54,8 @@ class Job:
     run_dir: Path
     overrides: list[str]
     task_config: DictConfig  # `config` without `hydra`: what Hydra writes as .hydra/config.yaml
+    hydra_config: DictConfig  # what `HydraConfig` holds while the job runs (`HydraConfig.set_config(config)`)
+    config_yaml: str | None = None  # `task_config` as YAML, once written beside the checkpoint
 
 
 @dataclass
@@ -204,8 +206,9 @@ def _save_run_config(job: Job) -> None:
     these two files (`python scripts/train.py -m resume=<sweep folder>`)."""
     subdir = job.config.hydra.output_subdir
     if subdir is not None:
+        job.config_yaml = OmegaConf.to_yaml(job.task_config)  # its run_job writes the same text again
         (job.run_dir / subdir).mkdir(parents=True, exist_ok=True)
-        (job.run_dir / subdir / "config.yaml").write_text(OmegaConf.to_yaml(job.task_config), encoding="utf-8")
+        (job.run_dir / subdir / "config.yaml").write_text(job.config_yaml, encoding="utf-8")
 
 
 def _loops_at(loops: dict[str, Any], steps: int, total: int) -> dict[str, Any]:
