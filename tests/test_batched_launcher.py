@@ -118,19 +118,27 @@ def test_jobs_group_by_what_they_share_and_not_by_what_a_member_holds() -> None:
     )
 
 
-def test_a_members_gradient_is_that_of_its_own_loss_and_a_stopped_member_does_not_move() -> None:
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.Adam])  # stacked, and groups
+def test_a_members_gradient_is_that_of_its_own_loss_and_a_stopped_member_does_not_move(optimizer_class: type) -> None:
     from linreg.batched import StackedLinear
 
     torch.manual_seed(0)
     members = [torch.nn.Linear(2, 1) for _ in range(3)]
-    options = [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.2}, {"lr": 1e30}]
-    stacked = StackedLinear(members, torch.optim.SGD, options)
+    sgd = optimizer_class is torch.optim.SGD
+    options = [{"lr": 0.1, **({"momentum": 0.9} if sgd else {})}, {"lr": 0.2}, {"lr": 1e30}]
+    stacked = StackedLinear(members, optimizer_class, options)
+    assert stacked.stacked == sgd
     x, y = torch.randn(8, 2), torch.randn(8, 1)
     stacked.training_step((x, y), 0).backward()
     for k, member in enumerate(members):
         torch.nn.functional.mse_loss(member(x), y).backward()
-        assert torch.allclose(stacked.weights[k].grad, member.weight.grad, rtol=1e-6)
-        assert torch.allclose(stacked.biases[k].grad, member.bias.grad, rtol=1e-6)
+        grads = (
+            [p.grad[k] for p in (stacked.weight, stacked.bias)]
+            if sgd
+            else [stacked.weights[k].grad, stacked.biases[k].grad]
+        )
+        assert torch.allclose(grads[0], member.weight.grad, rtol=1e-6)
+        assert torch.allclose(grads[1], member.bias.grad, rtol=1e-6)
     optimizer = stacked.configure_optimizers()
     optimizer.step()  # member 2's enormous lr: its loss is no longer finite
     stacked.active[2] = False
@@ -138,11 +146,48 @@ def test_a_members_gradient_is_that_of_its_own_loss_and_a_stopped_member_does_no
     stacked.active[0] = False  # stopped at its iters, with momentum left in its buffer
     optimizer.zero_grad()
     loss = stacked.training_step((x, y), 1)
-    assert not math.isfinite(float(stacked.losses[2])) and math.isfinite(float(loss.detach()))
+    assert not math.isfinite(float(stacked.losses[2].detach())) and math.isfinite(float(loss.detach()))
     loss.backward()
     stacked.on_after_backward()
     optimizer.step()
     assert all(torch.equal(p, q) for p, q in zip(before, stacked.member_parameters(0), strict=True))
+
+
+def test_stacked_sgd_takes_each_members_steps_as_its_own_sgd_does() -> None:
+    from linreg.batched import StackedSGD
+
+    options = [
+        {"lr": 0.05}, {"lr": 0.1, "momentum": 0.9}, {"lr": 0.02, "momentum": 0.5, "nesterov": True},
+        {"lr": 0.03, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1}, {"lr": 0.04, "weight_decay": 0.5},
+    ]  # fmt: skip
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 3), torch.randn(16, 2)
+    members = [torch.nn.Linear(3, 2) for _ in options]
+    own = [torch.optim.SGD(member.parameters(), **option) for member, option in zip(members, options, strict=True)]
+    weight = torch.nn.Parameter(torch.stack([m.weight.detach().clone() for m in members]))
+    bias = torch.nn.Parameter(torch.stack([m.bias.detach().clone() for m in members]))
+    active = torch.ones(len(members), dtype=torch.bool)
+    stacked = StackedSGD([weight, bias], options, active)
+    for step in range(60):
+        if step == 30:
+            active[1] = False  # member 1 stops: its own run stops stepping
+        stacked.zero_grad()
+        predictions = torch.matmul(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
+        ((predictions - y) ** 2).mean(dim=(1, 2)).sum().backward()
+        stacked.step()
+        for k, (member, optimizer) in enumerate(zip(members, own, strict=True)):
+            if active[k]:
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(member(x), y).backward()
+                optimizer.step()
+    for k, (member, optimizer) in enumerate(zip(members, own, strict=True)):
+        assert torch.equal(weight[k], member.weight), k  # the same roundings: equal
+        assert torch.equal(bias[k], member.bias), k
+        theirs, ours = optimizer.state_dict(), stacked.member_state_dict(k)
+        assert ours["param_groups"] == theirs["param_groups"], k
+        assert ours["state"].keys() == theirs["state"].keys(), k
+        for i, state in theirs["state"].items():
+            assert torch.allclose(ours["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=1e-6, atol=1e-7)
 
 
 def test_a_jobs_config_copied_with_its_values_equals_hydras_own_composition() -> None:
