@@ -112,6 +112,33 @@ def test_a_tampered_sweep_record_is_refused_like_the_command_line(tmp_path, save
         refuse_bad_overrides(command)
 
 
+@pytest.mark.parametrize("saved", ["--config-dir=/tmp/evil", "-cn", "--multirun", "lr"])
+def test_a_saved_sweep_holds_overrides_not_flags(tmp_path, saved):
+    """A flag in multirun.yaml would reach Hydra as one: --config-dir loads a folder's files as trusted config."""
+    folder = _sweep_folder(tmp_path, ["lr=0.01", saved])
+    with pytest.raises(InvalidInput, match=re.escape(f"holds {saved!r}, which is not a key=value override")):
+        continued_command(["-m", f"resume={folder}"])
+
+
+@pytest.mark.parametrize("link", ["job folder", "log file", "checkpoint", "hard link"])
+def test_a_link_in_a_sweep_folder_is_refused_before_anything_is_written(tmp_path, link):
+    """A tampered sweep folder would send a continued job's writes (its log, its checkpoint) to a victim file."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "train.log").write_text("precious")
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"])
+    job = folder / "lr=0.02"
+    if link == "job folder":
+        job.symlink_to(victim, target_is_directory=True)
+    else:
+        (job / "checkpoints").mkdir(parents=True)
+        place = job / ("checkpoints/last.ckpt" if link == "checkpoint" else "train.log")
+        place.hardlink_to(victim / "train.log") if link == "hard link" else place.symlink_to(victim / "train.log")
+    with pytest.raises(InvalidInput, match=r"^resume: '.*' is a (symbolic link|file with another hard link)"):
+        continued_command(["-m", f"resume={folder}"])
+    assert (victim / "train.log").read_text() == "precious"
+
+
 def test_only_jobs_that_ended_count_as_finished(tmp_path):
     folder = _sweep_folder(tmp_path, ["lr=0.01,0.02,0.03,0.04"])
     for lr, status in (("0.01", "ok"), ("0.02", "diverged"), ("0.03", "interrupted"), ("0.04", "running")):

@@ -62,6 +62,7 @@ def continued_command(args: Sequence[str]) -> list[str] | None:
             f"where they run (hydra/launcher=..., hydra.launcher.*), not {changed[0]}"
         )
     task, hydra = _saved_overrides(sweep_dir)
+    refuse_links(sweep_dir)
     flags = [arg for arg in args if "=" not in arg or arg.startswith("-")]  # -m, -cn <name>, --config-dir=...
     kept_hydra = [o for o in hydra if not o.startswith(PLACED)]
     launcher = [arg for arg in args if arg.startswith(CHANGEABLE)]
@@ -86,12 +87,31 @@ def _saved_overrides(sweep_dir: Path) -> tuple[list[str], list[str]]:
     lists = [OmegaConf.to_container(x, resolve=False) if isinstance(x, ListConfig) else None for x in (task, hydra)]
     if not all(isinstance(x, list) and all(isinstance(o, str) for o in x) for x in lists):
         raise InvalidInput(f"resume: '{saved}' holds no lists of overrides; expected the file Hydra wrote")
+    flag = next((o for x in lists for o in x if o.startswith("-") or "=" not in o), None)
+    if flag is not None:  # `--config-dir=<folder>` would load that folder's files as trusted config
+        raise InvalidInput(
+            f"resume: '{saved}' holds {flag!r}, which is not a key=value override; expected the file Hydra wrote"
+        )
     if "optuna" in sweeper.lower():
         raise InvalidInput(
             f"resume: '{sweep_dir}' is an Optuna search, whose study lived in the memory of the process that was "
             "cut, so it cannot be continued; expected a grid sweep's folder (start the search again instead)"
         )
     return lists[0], lists[1]
+
+
+def refuse_links(sweep_dir: Path) -> None:
+    """A continued sweep writes into its job folders (Hydra's `.hydra/` and log, the record, the checkpoint, the
+    events): a symbolic link, or a file with another hard link, would carry those writes to another file. A
+    sweep folder this project wrote holds neither."""
+    for path in sweep_dir.rglob("*"):
+        status = path.lstat()
+        if path.is_symlink() or (not path.is_dir() and status.st_nlink > 1):
+            kind = "a symbolic link" if path.is_symlink() else "a file with another hard link"
+            raise InvalidInput(
+                f"resume: '{path}' is {kind}; expected a sweep folder as a sweep wrote it (its jobs' files would "
+                "be written through it)"
+            )
 
 
 def finished_jobs(sweep_dir: Path) -> set[frozenset[str]]:
