@@ -163,7 +163,7 @@ LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_
 def uncut(tmp_path_factory) -> dict:
     """The record of the job the sweeps below cut, run whole."""
     folder = tmp_path_factory.mktemp("uncut")
-    result = train_command(folder, "lr=0.01", "iters=8000", run_dir=folder / "run")
+    result = train_command(folder, "lr=0.01", "iters=4000", run_dir=folder / "run")
     assert result.returncode == 0, result.stderr
     return read_json(folder / "run" / "results.json")
 
@@ -172,7 +172,7 @@ def uncut(tmp_path_factory) -> dict:
 @pytest.mark.e2e
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_run(tmp_path, launcher, uncut):
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "-m", "lr=0.01", "iters=500,8000"]
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "-m", "lr=0.01", "iters=500,4000"]
     process = subprocess.Popen(
         [*command, *LAUNCHERS[launcher]], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # a scheduler's SIGTERM reaches every process of the job: joblib's workers too
@@ -183,10 +183,10 @@ def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_ru
         records = [path / job / "results.json" for path in sweeps.glob("*/*")]
         return any(record.exists() and status in record.read_text() for record in records)
 
-    wait_for(lambda: started("iters=500,lr=0.01", '"ok"') and started("iters=8000,lr=0.01"))
+    wait_for(lambda: started("iters=500,lr=0.01", '"ok"') and started("iters=4000,lr=0.01"))
     sweep = next(sweeps.glob("*/*"))
-    cut = sweep / "iters=8000,lr=0.01"
-    time.sleep(1.5)  # into its 8000 steps (about 5 s), so that it leaves a checkpoint to continue from
+    cut = sweep / "iters=4000,lr=0.01"
+    time.sleep(1.0)  # into its 4000 steps (about 3 s), so that it leaves a checkpoint to continue from
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=120)
     wait_for(lambda: '"interrupted"' in (cut / "results.json").read_text())  # the job's own graceful stop
@@ -209,10 +209,10 @@ def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_ru
     assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
     assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
     record = read_json(cut / "results.json")
-    assert record["status"] == "ok" and record["steps"] == 8000
+    assert record["status"] == "ok" and record["steps"] == 4000
     assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
     with (sweep / "summary.csv").open() as table:
-        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=500,lr=0.01", "iters=8000,lr=0.01"]
+        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=4000,lr=0.01", "iters=500,lr=0.01"]
     assert record["weight"][0] == pytest.approx(uncut["weight"][0], rel=1e-6, abs=1e-12)
     assert record["bias"] == pytest.approx(uncut["bias"], rel=1e-6, abs=1e-12)
     assert record["val_mse"] == pytest.approx(uncut["val_mse"], rel=1e-6, abs=1e-12)
