@@ -46,3 +46,23 @@ def test_a_diverged_runs_picture_says_so_in_a_red_title():
     with torch.no_grad():
         model.network.weight.fill_(float("nan"))
     assert _red_pixels(picture.render(model, 18)) > 200
+
+
+def test_a_diverged_model_is_not_drawn_as_if_it_were_a_fit():
+    """Its predictions are far off: drawn, a near-vertical line through the data read as a fit. Two diverged
+    models whose lines cross the data at x = 0 and x = -1 give the same picture below the title (which differs
+    only in their mse)."""
+    splits = _splits(1)
+    picture = FitPicture(splits, optimum(splits.train.x, splits.train.y))
+    model = LinearRegression(in_features=1, out_features=1)
+    drawn = []
+    for bias in (0.0, 1e6):
+        with torch.no_grad():
+            model.network.weight.fill_(1e6)
+            model.network.bias.fill_(bias)
+        drawn.append(picture.render(model, 17, diverged_at=17)[40:].copy())
+    assert (drawn[0] == drawn[1]).all()
+    with torch.no_grad():
+        model.network.weight.fill_(-1.0)
+        model.network.bias.fill_(0.0)
+    assert (picture.render(model, 18)[40:] != drawn[0]).any()  # a model that has not diverged is drawn

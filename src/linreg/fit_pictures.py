@@ -137,7 +137,10 @@ class FitPicture:
         """The picture's RGB pixels (height x width x 3) for `model` at `step`; `diverged_at`: the step whose
         loss was not finite (a model that predicts NaN or infinity counts as diverged too)."""
         train_mse = _mse(model, self._splits.train)
-        if diverged_at is not None or not math.isfinite(train_mse):
+        diverged = diverged_at is not None or not math.isfinite(train_mse)
+        for line in self._model_lines:  # a diverged model's predictions are far off: drawn, they read as a fit
+            line.set_visible(not diverged)
+        if diverged:
             at = "" if diverged_at in (None, step) else f" at step {diverged_at}"
             text = f"step {step}: diverged{at}, the model is off the chart (train mse {train_mse:.3g})"
             self._title.set(text=text, color="red")
