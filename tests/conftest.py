@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import socket
@@ -169,6 +170,23 @@ def compose_config(*overrides: str) -> DictConfig:
     """The config `scripts/train.py` would run with these overrides (no Hydra run folder)."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
+
+
+def continue_cut_sweep(cwd: Path, sweep: Path, finished: Path, cut: Path, steps: int, *launcher: str) -> dict:
+    """`python scripts/train.py -m resume=<sweep>` on a sweep cut after `finished` ended and while `cut` trained:
+    the finished job's folder is left as it was, the cut job ends its `steps` from its own checkpoint, and the
+    summary lists each job once. Returns the cut job's record."""
+    untouched, record_bytes = snapshot(finished), (finished / "results.json").read_bytes()
+    continued = run_command(["scripts/train.py", "-m", f"resume={sweep.relative_to(cwd)}", *launcher], cwd=cwd)
+    assert continued.returncode == 0, continued.stderr
+    assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
+    assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
+    record = read_json(cut / "results.json")
+    assert record["status"] == "ok" and record["steps"] == steps
+    assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
+    with (sweep / "summary.csv").open() as table:
+        assert sorted(row["job"] for row in csv.DictReader(table)) == sorted([finished.name, cut.name])
+    return record
 
 
 def snapshot(folder: Path) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import REPO, compose_config, read_json, run_command, snapshot, train_command, wait_for
+from conftest import REPO, compose_config, continue_cut_sweep, read_json, run_command, train_command, wait_for
 
 from linreg.batched_launch import batch_key, differing_keys
 
@@ -245,19 +245,9 @@ def test_a_batched_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_
     cut_record = read_json(cut / "results.json")
     assert cut_record["status"] == "interrupted" and 500 < cut_record["steps"] < 5000
     assert (cut / "checkpoints" / "last.ckpt").is_file() and (cut / ".hydra" / "config.yaml").is_file()
-    untouched, record_bytes = snapshot(finished), (finished / "results.json").read_bytes()
-
-    continued = run_command(["scripts/train.py", "-m", f"resume={sweep.relative_to(tmp_path)}"], cwd=tmp_path)
-    assert continued.returncode == 0, continued.stderr
-    assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
-    assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
-    record = read_json(cut / "results.json")
-    assert record["status"] == "ok" and record["steps"] == 5000
-    assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
+    record = continue_cut_sweep(tmp_path, sweep, finished, cut, 5000)
     for key in ("weight", "bias", "val_mse", "train_loss", "test_mse"):
         _assert_close(uncut[key], record[key], key)
-    with (sweep / "summary.csv").open() as table:
-        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=500,lr=0.01", "iters=5000,lr=0.01"]
 
 
 def test_a_members_job_runner_gives_what_hydras_run_job_gives(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import re
 import signal
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, read_json, run_command, snapshot, train_command, wait_for
+from conftest import REPO, continue_cut_sweep, read_json, train_command, wait_for
 from omegaconf import OmegaConf
 
 from linreg.errors import InvalidInput
@@ -200,19 +199,7 @@ def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_ru
         assert f"continue the sweep with: python scripts/train.py -m resume={sweep.relative_to(tmp_path)}" in stdout
     finished = sweep / "iters=500,lr=0.01"
     assert read_json(cut / "results.json")["status"] == "interrupted"
-    untouched, record_bytes = snapshot(finished), (finished / "results.json").read_bytes()
-
-    continued = run_command(
-        ["scripts/train.py", "-m", f"resume={sweep.relative_to(tmp_path)}", *LAUNCHERS[launcher]], cwd=tmp_path
-    )
-    assert continued.returncode == 0, continued.stderr
-    assert "1 of 2 jobs finished and stay as they are; running the other 1" in continued.stdout
-    assert snapshot(finished) == untouched and (finished / "results.json").read_bytes() == record_bytes
-    record = read_json(cut / "results.json")
-    assert record["status"] == "ok" and record["steps"] == 4000
-    assert record["resumed_from"] == str(cut / "checkpoints" / "last.ckpt")
-    with (sweep / "summary.csv").open() as table:
-        assert sorted(row["job"] for row in csv.DictReader(table)) == ["iters=4000,lr=0.01", "iters=500,lr=0.01"]
+    record = continue_cut_sweep(tmp_path, sweep, finished, cut, 4000, *LAUNCHERS[launcher])
     assert record["weight"][0] == pytest.approx(uncut["weight"][0], rel=1e-6, abs=1e-12)
     assert record["bias"] == pytest.approx(uncut["bias"], rel=1e-6, abs=1e-12)
     assert record["val_mse"] == pytest.approx(uncut["val_mse"], rel=1e-6, abs=1e-12)
