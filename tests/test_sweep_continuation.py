@@ -49,6 +49,16 @@ def test_the_saved_sweep_is_run_again_into_its_own_folder(tmp_path):
     refuse_bad_overrides(command)  # the rebuilt command passes the command line's checks
 
 
+def test_where_the_jobs_run_may_change_and_replaces_the_saved_setting(tmp_path):
+    saved = ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"], saved)
+    command = continued_command(["-m", f"resume={folder}", "hydra/launcher=basic"])
+    assert [arg for arg in command if arg.startswith("hydra/launcher=")] == ["hydra/launcher=basic"]
+    assert "hydra.launcher.n_jobs=2" not in command  # joblib's setting: the basic launcher has no n_jobs
+    kept = continued_command(["-m", f"resume={folder}", "hydra.launcher.n_jobs=1"])
+    assert "hydra/launcher=joblib" in kept and [a for a in kept if "n_jobs" in a] == ["hydra.launcher.n_jobs=1"]
+
+
 def test_a_continued_sweep_that_was_continued_before_is_placed_once(tmp_path):
     placed = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=elsewhere", "hydra.sweeper.resume=elsewhere"]
     folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"], placed)

@@ -53,7 +53,7 @@ def continued_command(args: Sequence[str]) -> list[str] | None:
     if not _PLAIN_PATH.fullmatch(str(sweep_dir)):
         raise InvalidInput(
             f"resume: '{sweep_dir}' has characters Hydra's override grammar would read; expected the sweep folder "
-            "by a plain path (letters, digits, . _ - / +)"
+            "by a plain path (letters, digits, . _ - / + :)"
         )
     changed = [arg for arg in args if "=" in arg and not arg.startswith(("-", "resume=", *CHANGEABLE))]
     if changed:
@@ -64,8 +64,11 @@ def continued_command(args: Sequence[str]) -> list[str] | None:
     task, hydra = _saved_overrides(sweep_dir)
     refuse_links(sweep_dir)
     flags = [arg for arg in args if "=" not in arg or arg.startswith("-")]  # -m, -cn <name>, --config-dir=...
-    kept_hydra = [o for o in hydra if not o.startswith(PLACED)]
     launcher = [arg for arg in args if arg.startswith(CHANGEABLE)]
+    anew = tuple(arg.partition("=")[0] + "=" for arg in launcher)  # the user's setting replaces the saved one,
+    if any(arg.startswith("hydra/launcher=") for arg in launcher):  # and another launcher the old one's settings
+        anew += ("hydra.launcher.",)
+    kept_hydra = [o for o in hydra if not o.startswith((*PLACED, *anew))]
     placed = [f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=continuable", f"hydra.sweeper.resume={sweep_dir}"]
     return [*flags, *task, *kept_hydra, *launcher, *placed]
 
