@@ -190,6 +190,29 @@ def test_stacked_sgd_takes_each_members_steps_as_its_own_sgd_does() -> None:
             assert torch.allclose(ours["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_every_members_scores_at_once_equal_its_own_runs_metrics(outputs: int) -> None:
+    from torchmetrics import MeanAbsoluteError, MeanSquaredError
+    from torchmetrics.regression import R2Score
+
+    from linreg.batched import StackedLinear, member_scores
+    from linreg.standardization import Standardization
+
+    torch.manual_seed(2)
+    members = [torch.nn.Linear(4, outputs) for _ in range(5)]
+    stacked = StackedLinear(members, torch.optim.SGD, [{"lr": 0.1}] * len(members))
+    x, y = torch.randn(40, 4), torch.randn(40, outputs)
+    units = Standardization.of(torch.randn(40, 4), 5 + 3 * torch.randn(40, outputs))  # scores in the data's units
+    scores = member_scores(stacked, x, y, units, "val")
+    for k, member in enumerate(members):
+        predicted, target = units.outputs(member(x).detach()), units.outputs(y)
+        own = {"val/mse": MeanSquaredError(), "val/mae": MeanAbsoluteError(), "val/r2": R2Score()}
+        assert scores[k].keys() == own.keys()
+        for name, metric in own.items():
+            assert scores[k][name] == pytest.approx(float(metric(predicted, target)), rel=1e-6), (k, name)
+    assert member_scores(stacked, x[:1], y[:1], units, "test")[0].keys() == {"test/mse", "test/mae"}  # no R2 of one
+
+
 def test_a_jobs_config_copied_with_its_values_equals_hydras_own_composition() -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path

@@ -186,17 +186,26 @@ def member_scores(
     model: StackedLinear, x: Tensor, y: Tensor, standardization: Standardization, stage: str
 ) -> list[dict[str, float]]:
     """Each member's scores on a split served in the units trained (`x`, `y`), in the target's units, named
-    as the models log them (`val/mse`, ...): torchmetrics' own formulas, R2 only from two samples on."""
+    as the models log them (`val/mse`, ...): torchmetrics' own formulas, R2 only from two samples on.
+
+    Every member at once: its predictions are columns of one N x (K * outputs) table, scored column by column
+    (`num_outputs`, `raw_values`), and a member's score is the mean over its outputs, as a run's metric over
+    all its outputs is (`uniform_average`; MSE and MAE over every element). The table is laid out in memory as
+    a run's N x outputs is (one output: a column in a row; several: row by row), so that the sums add in the
+    same order: R2's `1 - rss / tss` near 0 would show float32's other roundings."""
     with torch.no_grad():
-        predictions = standardization.outputs(model.member_predictions(x))
-        target = standardization.outputs(y)
-    scores = []
-    for prediction in predictions:
-        score = {
-            f"{stage}/mse": float(mean_squared_error(prediction, target)),
-            f"{stage}/mae": float(mean_absolute_error(prediction, target)),
-        }
-        if len(target) >= 2:
-            score[f"{stage}/r2"] = float(r2_score(prediction, target, multioutput="uniform_average"))
-        scores.append(score)
-    return scores
+        predictions = standardization.outputs(model.member_predictions(x))  # K x N x outputs
+        target = standardization.outputs(y)  # N x outputs
+    members, rows, outputs = predictions.shape
+    if outputs == 1:
+        columns, expected = predictions[..., 0].T, target.T.repeat(members, 1).T  # N x K, a column per member
+    else:
+        columns, expected = predictions.transpose(0, 1).reshape(rows, members * outputs), target.repeat(1, members)
+    per_output = {
+        "mse": mean_squared_error(columns, expected, num_outputs=members * outputs),
+        "mae": mean_absolute_error(columns, expected, num_outputs=members * outputs),
+    }
+    if rows >= 2:
+        per_output["r2"] = r2_score(columns, expected, multioutput="raw_values")
+    by_member = {name: values.view(members, outputs).mean(dim=1).tolist() for name, values in per_output.items()}
+    return [{f"{stage}/{name}": values[k] for name, values in by_member.items()} for k in range(members)]
