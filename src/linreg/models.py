@@ -25,6 +25,12 @@ from linreg.standardization import Standardization
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
+def _errors(prefix: str) -> MetricCollection:
+    """A stage's MSE and MAE, made anew: a clone of one collection deep-copies it, twice the cost (a batched
+    sweep makes a model per job)."""
+    return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}, prefix=prefix)
+
+
 class Regression(L.LightningModule):
     """Trains `self.network` (set by the subclass) on the mean squared error with `optimizer`.
 
@@ -47,9 +53,7 @@ class Regression(L.LightningModule):
         self.optimizer = optimizer
         self.standardization = Standardization()
         self.loss = nn.MSELoss()
-        errors = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
-        self.val_errors = errors.clone(prefix="val/")
-        self.test_errors = errors.clone(prefix="test/")
+        self.val_errors, self.test_errors = _errors("val/"), _errors("test/")
         # R2 is undefined below two samples (the seed data's test set is the single point x = 5).
         self.val_r2 = R2Score(multioutput="uniform_average")
         self.test_r2 = R2Score(multioutput="uniform_average")
