@@ -111,16 +111,18 @@ def launch(
         )  # fmt: skip
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
 
-    def run_member(job: Any, task: TaskFunction) -> None:
+    def run_member(job: Any, task: TaskFunction) -> None:  # the sweep's logging is set back after the group
         returns[job.index] = run_member_job(
             hydra_context, task, job.config, job.hydra_config, job.task_config, job.config_yaml
         )
-        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
 
     for index in alone:
         run(index, task_function)
     for jobs in groups.values():
-        _run_group(jobs, run, run_member, task_function, config)
+        try:
+            _run_group(jobs, run, run_member, task_function, config)
+        finally:
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[index] for index in range(len(configs))]
 
 
