@@ -66,3 +66,24 @@ def test_a_diverged_model_is_not_drawn_as_if_it_were_a_fit():
         model.network.weight.fill_(-1.0)
         model.network.bias.fill_(0.0)
     assert (picture.render(model, 18)[40:] != drawn[0]).any()  # a model that has not diverged is drawn
+
+
+def test_a_pictures_png_holds_its_pixels_exactly():
+    """Read back by Pillow, an independent PNG reader, and by TensorBoard's own image check (the PNG header)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from linreg.fit_pictures import encode_png
+
+    splits = _splits(1)
+    pixels = FitPicture(splits, optimum(splits.train.x, splits.train.y)).render(
+        LinearRegression(in_features=1, out_features=1), 100
+    )
+    png = encode_png(pixels)
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert np.array_equal(np.asarray(image), pixels)
+    noisy = np.random.default_rng(0).integers(0, 256, size=(7, 5, 3), dtype=np.uint8)  # any content, odd sizes
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(noisy)))), noisy)
