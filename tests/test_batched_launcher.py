@@ -52,6 +52,26 @@ def _assert_close(basic: Any, batched: Any, where: str) -> None:
         assert batched == basic, where
 
 
+def _events(folder: Path) -> dict[str, list[tuple[int, Any]]]:
+    """What the job's TensorBoard files hold, tag by tag: (step, value) of each scalar, (step, PNG size) of each
+    picture, the HPARAMS plugin's data; in the order written."""
+    from google.protobuf.json_format import MessageToDict
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from tensorboard.util.tensor_util import make_ndarray
+
+    tags: dict[str, list[tuple[int, Any]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                strings = value.tensor.string_val  # a picture: width, height, PNG
+                held = len(strings[2]) if strings else make_ndarray(value.tensor).tolist()
+                if value.metadata.plugin_data.plugin_name == "hparams":  # read: its maps have no fixed order
+                    held = MessageToDict(HParamsPluginData.FromString(value.metadata.plugin_data.content))
+                tags.setdefault(value.tag, []).append((event.step, held))
+    return tags
+
+
 def _assert_same_records(basic_dir: Path, batched_dir: Path) -> dict[str, dict[str, Any]]:
     basic, batched = _records(basic_dir), _records(batched_dir)
     assert sorted(batched) == sorted(basic)
@@ -62,7 +82,11 @@ def _assert_same_records(basic_dir: Path, batched_dir: Path) -> dict[str, dict[s
         folder = batched_dir / job
         for made in ("checkpoints/last.ckpt", "fit.png", ".hydra/config.yaml", "hparams.yaml"):
             assert (folder / made).is_file(), f"{job}: {made}"
-        assert list(folder.glob("events.out.tfevents.*")), job
+        basic_events, batched_events = _events(basic_dir / job), _events(folder)
+        assert batched_events.keys() == basic_events.keys(), job
+        for tag, written in basic_events.items():  # the curves, pictures and hyperparameters of its own run
+            assert [step for step, _ in batched_events[tag]] == [step for step, _ in written], f"{job}: {tag}"
+            _assert_close([held for _, held in written], [held for _, held in batched_events[tag]], f"{job}: {tag}")
     return batched
 
 
