@@ -20,11 +20,25 @@ from linreg.overrides import refuse_bad_overrides
 from linreg.sweep_continuation import continued_command, finished_jobs, require_sweep_folder
 
 
-def _sweep_folder(tmp_path: Path, task: list[str], hydra: list[str] | None = None, sweeper: str = "") -> Path:
-    """A sweep folder as Hydra leaves it: `multirun.yaml` with the overrides the sweep was started with."""
+def _sweep_folder(
+    tmp_path: Path, task: list[str], hydra: list[str] | None = None, sweeper: str = "", config: str = "train",
+    config_dir: Path | None = None,
+) -> Path:  # fmt: skip
+    """A sweep folder as Hydra leaves it: `multirun.yaml` with the overrides the sweep was started with, and the
+    primary config and config folders it composed its jobs from."""
     folder = tmp_path / "outputs" / "multirun" / "2026-12-07" / "10-00-00.000001"
     folder.mkdir(parents=True)
-    saved = {"hydra": {"overrides": {"task": task, "hydra": hydra or ["hydra.mode=MULTIRUN"]}}}
+    sources = [{"path": "hydra.conf", "schema": "pkg", "provider": "hydra"}]
+    sources += [{"path": str(REPO / "conf"), "schema": "file", "provider": "main"}]
+    if config_dir is not None:
+        sources.insert(1, {"path": str(config_dir), "schema": "file", "provider": "command-line"})
+    saved = {
+        "hydra": {
+            "overrides": {"task": task, "hydra": hydra or ["hydra.mode=MULTIRUN"]},
+            "job": {"config_name": config},
+            "runtime": {"config_sources": sources},
+        }
+    }
     if sweeper:
         saved["hydra"]["sweeper"] = {"_target_": sweeper}
     OmegaConf.save(OmegaConf.create(saved), folder / "multirun.yaml")
@@ -146,6 +160,32 @@ def test_a_link_in_a_sweep_folder_is_refused_before_anything_is_written(tmp_path
     with pytest.raises(InvalidInput, match=r"^resume: '.*' is a (symbolic link|file with another hard link)"):
         continued_command(["-m", f"resume={folder}"])
     assert (victim / "train.log").read_text() == "precious"
+
+
+def test_the_jobs_left_compose_from_the_configs_the_sweep_started_with(tmp_path):
+    """Its primary config (-cn) and extra config folder (--config-dir) are given again, never read from the
+    record: the jobs left would otherwise train another experiment than the finished ones, silently."""
+    extra = tmp_path / "my_conf"
+    extra.mkdir()
+    folder = _sweep_folder(tmp_path, ["lr=0.01,0.02"], config="experiment", config_dir=extra)
+    same = ["-cn", "experiment", f"--config-dir={extra}", "-m", f"resume={folder}"]
+    command = continued_command(same)
+    assert command is not None and command[:3] == same[:3]
+    assert continued_command(["--config-name=experiment", "-cd", str(extra), "-m", f"resume={folder}"]) is not None
+    for other in (
+        ["-m", f"resume={folder}"],  # neither
+        ["-cn", "experiment", "-m", f"resume={folder}"],  # the folder forgotten
+        ["-cn", "experiment", f"--config-dir={tmp_path}", "-m", f"resume={folder}"],  # another folder
+        ["-cn", "train", f"--config-dir={extra}", "-m", f"resume={folder}"],  # another config
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            continued_command(other)
+        assert "expected the same, for the jobs left to train what the finished ones did" in str(refused.value)
+        assert f"python scripts/train.py -cn experiment --config-dir {extra} -m resume={folder}" in str(refused.value)
+    plain = _sweep_folder(tmp_path / "plain", ["lr=0.01,0.02"])
+    assert continued_command(["-m", f"resume={plain}"]) is not None
+    with pytest.raises(InvalidInput, match="composed its jobs from -cn train"):
+        continued_command(["-cn", "experiment", "-m", f"resume={plain}"])
 
 
 def test_only_jobs_that_ended_count_as_finished(tmp_path):

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
@@ -35,9 +36,10 @@ PLACED = ("hydra.sweep.dir=", "hydra/sweeper=", "hydra.sweeper.resume=", "hydra.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+:-]+")
 
 
-def continued_command(args: Sequence[str]) -> list[str] | None:
+def continued_command(args: Sequence[str], config_name: str = "train") -> list[str] | None:
     """The command line that continues the sweep in `resume=<folder>` of a multirun (`-m`), or None when `args`
-    continue no sweep (a single run's `resume=`, or a sweep of resumed runs, go on as before)."""
+    continue no sweep (a single run's `resume=`, or a sweep of resumed runs, go on as before). `config_name`:
+    the app's primary config, which `-cn` replaces."""
     typed = next((arg for arg in args if arg.lstrip("+~").startswith("hydra.sweeper.resume")), None)
     if typed:  # it would let a command with other overrides write job folders into an existing sweep's folder
         raise InvalidInput(
@@ -64,6 +66,7 @@ def continued_command(args: Sequence[str]) -> list[str] | None:
     task, hydra = _saved_overrides(sweep_dir)
     refuse_links(sweep_dir)
     flags = [arg for arg in args if "=" not in arg or arg.startswith("-")]  # -m, -cn <name>, --config-dir=...
+    refuse_other_configs(sweep_dir, flags, config_name)
     launcher = [arg for arg in args if arg.startswith(CHANGEABLE)]
     anew = tuple(arg.partition("=")[0] + "=" for arg in launcher)  # the user's setting replaces the saved one,
     if any(arg.startswith("hydra/launcher=") for arg in launcher):  # and another launcher the old one's settings
@@ -71,6 +74,33 @@ def continued_command(args: Sequence[str]) -> list[str] | None:
     kept_hydra = [o for o in hydra if not o.startswith((*PLACED, *anew))]
     placed = [f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=continuable", f"hydra.sweeper.resume={sweep_dir}"]
     return [*flags, *task, *kept_hydra, *launcher, *placed]
+
+
+def refuse_other_configs(sweep_dir: Path, flags: Sequence[str], config_name: str) -> None:
+    """The jobs left must compose from the configs the finished ones did: the same primary config (`-cn`) and
+    extra config folder (`--config-dir`). The command must give them again: a folder's record never names a
+    folder of config to load (it would be loaded as trusted code)."""
+    saved = OmegaConf.load(sweep_dir / SWEEP_FILE)  # readable: `_saved_overrides` read it
+    started_name = OmegaConf.select(saved, "hydra.job.config_name", default=None)
+    sources = OmegaConf.select(saved, "hydra.runtime.config_sources", default=None) or []
+    started_dirs = sorted(
+        str(source.get("path"))
+        for source in sources
+        if isinstance(source, DictConfig) and source.get("provider") == "command-line"
+    )
+    given = get_args_parser().parse_known_args(list(flags))[0]  # Hydra's own reading of its flags
+    config_name = given.config_name or config_name
+    dirs = [os.path.abspath(os.path.expanduser(given.config_dir))] if given.config_dir else []
+    same_dirs = [os.path.realpath(d) for d in started_dirs] == [os.path.realpath(d) for d in dirs]
+    if (started_name is None or str(started_name) == config_name) and same_dirs:
+        return
+    again = ([f"-cn {started_name}"] if started_name is not None else []) + [f"--config-dir {d}" for d in started_dirs]
+    raise InvalidInput(
+        f"resume: the sweep in '{sweep_dir}' composed its jobs from {' '.join(again) or 'the default config'}, "
+        f"this command from {' '.join([f'-cn {config_name}', *(f'--config-dir {d}' for d in dirs)])}; expected "
+        f"the same, for the jobs left to train what the finished ones did: python scripts/train.py "
+        f"{' '.join(again)} -m resume={sweep_dir}"
+    )
 
 
 def _saved_overrides(sweep_dir: Path) -> tuple[list[str], list[str]]:
