@@ -149,6 +149,7 @@ def test_resuming_a_diverged_run_is_refused(tmp_path):
 # GracefulInterrupt had received by then, one JSON line each.
 VALIDATION_PROBE = """\
 import json
+import time
 
 import lightning as L
 
@@ -168,6 +169,12 @@ class ValidationProbe(L.Callback):
 
     def on_validation_start(self, trainer, pl_module):
         self._note(trainer, "start")
+        # the final validation (not step 0's) is held open until the signal comes: it arrives during it
+        if str(trainer.state.fn.value) == "validate" and trainer.global_step > 0:
+            (interrupt,) = [c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)]
+            deadline = time.monotonic() + 120
+            while interrupt.received is None and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def on_validation_end(self, trainer, pl_module):
         self._note(trainer, "end")
@@ -187,9 +194,9 @@ def test_a_signal_during_the_final_validation_still_ends_in_a_whole_record(tmp_p
     monkeypatch.setenv("LINREG_ALLOWED_TARGETS", "validation_probe")
     run_dir, notes = tmp_path / "run", tmp_path / "validations.jsonl"
     probe = f"+callbacks.probe={{_target_: validation_probe.ValidationProbe, path: '{notes}'}}"
-    big = ["data=synthetic", "data.source.n_samples=200000", "data.batch_size=1", "iters=10", "logger=none"]
-    process = start_train(tmp_path, *big, probe, f"hydra.run.dir={run_dir}")
-    final = {"event": "start", "fn": "validate", "step": 10, "received": None}  # after training: 20000 batches
+    batched = ["data=synthetic", "data.batch_size=1", "iters=10", "logger=none"]  # a final validation of 100 batches
+    process = start_train(tmp_path, *batched, probe, f"hydra.run.dir={run_dir}")
+    final = {"event": "start", "fn": "validate", "step": 10, "received": None}  # held open by the probe
     wait_for(lambda: final in _probed(notes) or process.poll() is not None, timeout=300)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
