@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, continue_cut_sweep, read_json, train_command, wait_for
+from conftest import REPO, continue_cut_sweep, read_json, run_command, train_command, wait_for
 from omegaconf import OmegaConf
 
 from linreg.errors import InvalidInput
@@ -253,3 +254,12 @@ def test_a_sweep_cut_by_sigterm_continues_in_place_to_the_numbers_of_an_uncut_ru
     assert record["weight"][0] == pytest.approx(uncut["weight"][0], rel=1e-6, abs=1e-12)
     assert record["bias"] == pytest.approx(uncut["bias"], rel=1e-6, abs=1e-12)
     assert record["val_mse"] == pytest.approx(uncut["val_mse"], rel=1e-6, abs=1e-12)
+    if launcher == "basic":  # a job killed after its last checkpoint, before its record: trained again
+        whole = read_json(finished / "results.json")
+        (finished / "results.json").write_text(json.dumps({"status": "running", "overrides": whole["overrides"]}))
+        again = run_command(["scripts/train.py", "-m", f"resume={sweep.relative_to(tmp_path)}"], cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "cut after its last step, before its record; trained again" in again.stdout
+        retrained = read_json(finished / "results.json")
+        assert retrained["status"] == "ok" and retrained["steps"] == 500 and retrained["resumed_from"] is None
+        assert retrained["weight"] == whole["weight"] and retrained["val_mse"] == whole["val_mse"]

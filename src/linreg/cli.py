@@ -33,7 +33,7 @@ from linreg.distributed import refuse_ddp_in_multirun, require_processes, uses_d
 from linreg.errors import InvalidInput, fault_line
 from linreg.overrides import refuse_bad_overrides
 from linreg.record import RESULTS_FILE, Status, relative_to_cwd
-from linreg.resume import run_config
+from linreg.resume import TrainedToItsEnd, run_config
 from linreg.run_folder import discard_unused_folder
 from linreg.sweep import write_tables
 from linreg.sweep_continuation import continued_command, continued_sweep
@@ -162,12 +162,20 @@ def main(cfg: DictConfig) -> float:
         if multirun and uses_ddp(cfg.get("trainer")):
             refuse_ddp_in_multirun(hydra_cfg.launcher._target_)
         require_processes(cfg.get("trainer"))  # before Lightning waits for processes nobody will start
-        cfg = run_config(cfg, overrides, job_dir=run_dir if continued else None)  # before Lightning's import
+        composed, cfg = cfg, run_config(cfg, overrides, job_dir=run_dir if continued else None)  # before Lightning
         _import_training_once()
         from linreg.outcome import is_global_zero
         from linreg.train import train
 
-        result = train(cfg, run_dir, overrides)
+        try:
+            result = train(cfg, run_dir, overrides)
+        except TrainedToItsEnd:
+            if not continued:
+                raise
+            # cut after its last checkpoint, before its record: what it trained is there, its scores are not
+            print(f"job {hydra_cfg.job.override_dirname}: cut after its last step, before its record; trained again")
+            cfg = run_config(composed, overrides)
+            result = train(cfg, run_dir, overrides)
     except OSError as error:  # train() has marked its record failed (or removed it)
         if not multirun:
             print(f"error: {fault_line(error)}", file=sys.stderr)

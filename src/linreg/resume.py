@@ -29,19 +29,22 @@ if TYPE_CHECKING:
 CHANGEABLE = ("resume", "iters")
 
 
+class TrainedToItsEnd(InvalidInput):
+    """The checkpoint to resume from is already at the run's `iters`: nothing is left to train."""
+
+
 def run_config(cfg: DictConfig, overrides: Sequence[str] = (), job_dir: Path | None = None) -> DictConfig:
     """The config a run trains with, resolved once and checked (`linreg.config.check`): with `resume=`, that of
     the run it continues. `linreg.cli` calls it before it imports Lightning (about 2 s), so that a bad value
     fails at once.
 
     `job_dir`: a job of a sweep continued in place (`linreg.sweep_continuation`). It continues from its own
-    checkpoint where the cut attempt left one, and starts over in its folder where it did not.
+    checkpoint where the cut attempt left one, and starts over in its folder where it did not (or where the cut
+    came after its last checkpoint: `TrainedToItsEnd`, and `linreg.cli` starts it over).
     """
     if job_dir is not None:
-        if (job_dir / CHECKPOINT).is_file():
-            with open_dict(cfg):
-                cfg.resume = str(job_dir)
-            cfg = resume_config(cfg, ())
+        if (job_dir / CHECKPOINT).is_file():  # a copy: the job's own config stays, to start it over with
+            cfg = resume_config(OmegaConf.merge(cfg, {"resume": str(job_dir)}), ())
     elif cfg.get("resume"):
         cfg = resume_config(cfg, overrides)
     return check(cfg)
@@ -116,7 +119,7 @@ def restore_weights(model: Regression, cfg: DictConfig, datamodule: RegressionDa
     checkpoint = read_checkpoint(path)
     reached = int(checkpoint.get("global_step", 0))
     if reached >= cfg.iters:
-        raise InvalidInput(
+        raise TrainedToItsEnd(
             f"iters: {cfg.iters}, but the run in {cfg.resume} already reached step {reached}; "
             f"expected more steps to train on, e.g. iters={2 * reached}"
         )
