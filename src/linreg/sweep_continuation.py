@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -63,36 +64,29 @@ def continued_command(args: Sequence[str], config_name: str = "train") -> list[s
             f"resume: a continued sweep runs the jobs it was started with; expected only resume=<sweep folder> and "
             f"where they run (hydra/launcher=..., hydra.launcher.*), not {changed[0]}"
         )
-    task, hydra = _saved_overrides(sweep_dir)
+    saved = _saved_sweep(sweep_dir)
     refuse_links(sweep_dir)
     flags = [arg for arg in args if "=" not in arg or arg.startswith("-")]  # -m, -cn <name>, --config-dir=...
-    refuse_other_configs(sweep_dir, flags, config_name)
+    refuse_other_configs(sweep_dir, saved, flags, config_name)
     launcher = [arg for arg in args if arg.startswith(CHANGEABLE)]
     anew = tuple(arg.partition("=")[0] + "=" for arg in launcher)  # the user's setting replaces the saved one,
     if any(arg.startswith("hydra/launcher=") for arg in launcher):  # and another launcher the old one's settings
         anew += ("hydra.launcher.",)
-    kept_hydra = [o for o in hydra if not o.startswith((*PLACED, *anew))]
+    kept_hydra = [o for o in saved.hydra if not o.startswith((*PLACED, *anew))]
     placed = [f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=continuable", f"hydra.sweeper.resume={sweep_dir}"]
-    return [*flags, *task, *kept_hydra, *launcher, *placed]
+    return [*flags, *saved.task, *kept_hydra, *launcher, *placed]
 
 
-def refuse_other_configs(sweep_dir: Path, flags: Sequence[str], config_name: str) -> None:
+def refuse_other_configs(sweep_dir: Path, saved: SavedSweep, flags: Sequence[str], config_name: str) -> None:
     """The jobs left must compose from the configs the finished ones did: the same primary config (`-cn`) and
     extra config folder (`--config-dir`). The command must give them again: a folder's record never names a
     folder of config to load (it would be loaded as trusted code)."""
-    saved = OmegaConf.load(sweep_dir / SWEEP_FILE)  # readable: `_saved_overrides` read it
-    started_name = OmegaConf.select(saved, "hydra.job.config_name", default=None)
-    sources = OmegaConf.select(saved, "hydra.runtime.config_sources", default=None) or []
-    started_dirs = sorted(
-        str(source.get("path"))
-        for source in sources
-        if isinstance(source, DictConfig) and source.get("provider") == "command-line"
-    )
+    started_name, started_dirs = saved.config_name, saved.config_dirs
     given = get_args_parser().parse_known_args(list(flags))[0]  # Hydra's own reading of its flags
     config_name = given.config_name or config_name
     dirs = [os.path.abspath(os.path.expanduser(given.config_dir))] if given.config_dir else []
     same_dirs = [os.path.realpath(d) for d in started_dirs] == [os.path.realpath(d) for d in dirs]
-    if (started_name is None or str(started_name) == config_name) and same_dirs:
+    if (started_name is None or started_name == config_name) and same_dirs:
         return
     again = ([f"-cn {started_name}"] if started_name is not None else []) + [f"--config-dir {d}" for d in started_dirs]
     raise InvalidInput(
@@ -103,14 +97,30 @@ def refuse_other_configs(sweep_dir: Path, flags: Sequence[str], config_name: str
     )
 
 
-def _saved_overrides(sweep_dir: Path) -> tuple[list[str], list[str]]:
-    """The task and hydra overrides the sweep in `sweep_dir` was started with, read as data."""
+class SavedSweep(NamedTuple):
+    """What a sweep folder's `multirun.yaml` says the sweep was started with."""
+
+    task: list[str]  # the overrides of what it trains
+    hydra: list[str]  # those of Hydra's settings
+    config_name: str | None  # its primary config (`-cn`)
+    config_dirs: list[str]  # its extra config folders (`--config-dir`)
+
+
+def _saved_sweep(sweep_dir: Path) -> SavedSweep:
+    """What the sweep in `sweep_dir` was started with, read as data."""
     saved = sweep_dir / SWEEP_FILE
     try:
         config = OmegaConf.load(saved)
         task = OmegaConf.select(config, "hydra.overrides.task")
         hydra = OmegaConf.select(config, "hydra.overrides.hydra")
         sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+        config_name = OmegaConf.select(config, "hydra.job.config_name", default=None)
+        sources = OmegaConf.select(config, "hydra.runtime.config_sources", default=None)
+        config_dirs = sorted(
+            str(source.get("path"))
+            for source in (sources if isinstance(sources, ListConfig) else [])
+            if isinstance(source, DictConfig) and source.get("provider") == "command-line"
+        )
     except (OSError, ValueError, YAMLError, OmegaConfBaseException) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise InvalidInput(
@@ -130,7 +140,7 @@ def _saved_overrides(sweep_dir: Path) -> tuple[list[str], list[str]]:
             f"resume: '{sweep_dir}' is an Optuna search, whose study lived in the memory of the process that was "
             "cut, so it cannot be continued; expected a grid sweep's folder (start the search again instead)"
         )
-    return lists[0], lists[1]
+    return SavedSweep(lists[0], lists[1], None if config_name is None else str(config_name), config_dirs)
 
 
 def refuse_links(sweep_dir: Path) -> None:
