@@ -109,7 +109,12 @@ def test_an_optuna_search_is_not_continued_and_says_why(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    ["hydra: [unclosed", "hydra:\n  overrides:\n    task: rm -rf\n", "hydra:\n  overrides: {task: [{a: 1}]}\n"],
+    [
+        "hydra: [unclosed",
+        "hydra:\n  overrides:\n    task: rm -rf\n",
+        "hydra:\n  overrides: {task: [{a: 1}]}\n",
+        "hydra:\n  overrides: {task: [lr=0.1], hydra: []}\n  job: [1, 2]\n",  # where its config name would be
+    ],
 )
 def test_a_damaged_sweep_record_is_one_line(tmp_path, content):
     folder = _sweep_folder(tmp_path, [])
