@@ -103,18 +103,14 @@ def test_columns_1e4_apart_reach_the_least_squares_fit_only_when_standardized(tm
     path = _scaled_csv(tmp_path / "scaled.csv")
     lstsq_r2 = _least_squares_val_r2(CsvData(path=str(path)).load())
     command = ["data=csv", f"data.source.path={path}", "data.source.target=y", "iters=500", "logger=none"]
-
-    runs = {}
-    for name, extra in [
-        ("standardized", ["lr=0.1"]),
-        ("diverged", ["lr=0.1", "data.standardize=false"]),
-        ("stalled", ["lr=1e-10", "data.standardize=false"]),
-    ]:
-        result = train_command(tmp_path, *command, *extra, run_dir=tmp_path / name)
-        assert result.returncode == 0, result.stderr
-        runs[name] = read_json(tmp_path / name / "results.json")
-
-    standardized, diverged, stalled = runs["standardized"], runs["diverged"], runs["stalled"]
+    grid = ["-m", "lr=0.1,1e-10", "data.standardize=true,false", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_command(["scripts/train.py", *grid, *command], cwd=tmp_path)  # one process for the three runs
+    assert result.returncode == 0, result.stderr  # a diverged job is a result: the sweep succeeds
+    runs = {
+        (job["lr"], job["standardize"]): job
+        for job in (read_json(path) for path in (tmp_path / "sweep").glob("*/results.json"))
+    }
+    standardized, diverged, stalled = runs[0.1, True], runs[0.1, False], runs[1e-10, False]
     assert standardized["status"] == "ok" and standardized["standardize"] is True
     assert standardized["val_r2"] == pytest.approx(lstsq_r2, abs=0.01)
     assert standardized["condition_number"] < 2  # two independent standardized columns and the bias
