@@ -141,12 +141,14 @@ class BatchedRun:
                 warn_above_stability_limit(member.record, member.model)
                 record.write(member.job.run_dir, member.record)  # running: what a killed run leaves behind
             clock = time.perf_counter()
-            with self.interrupt.lightnings_sigterm_noted():
-                self.trainer.fit(self.model, datamodule=self.datamodule)
-            self.fit_s = time.perf_counter() - clock
-            schedule.stop_all(self.trainer, self.model)
-            self._test()
-            schedule.write_held()
+            try:
+                with self.interrupt.lightnings_sigterm_noted():
+                    self.trainer.fit(self.model, datamodule=self.datamodule)
+                self.fit_s = time.perf_counter() - clock
+                schedule.stop_all(self.trainer, self.model)
+                self._test()
+            finally:  # a run that fails keeps the curve it logged, as a basic run's loggers do
+                schedule.write_held()
             self._save_checkpoints()
             self.wall_s = time.perf_counter() - clock
 
